@@ -1,0 +1,67 @@
+"""The built-in kinds this API serves.
+
+Names, groups, scopes, short names and subresources are the ones kubectl and
+client libraries expect from Kubernetes, plus Arktos's additions (Tenant,
+Action, ControllerInstance) and its tenant scope.
+"""
+
+from __future__ import annotations
+
+from arktos.api.registry import Registry, ResourceInfo, Scope
+
+C, T, N = Scope.CLUSTER, Scope.TENANT, Scope.NAMESPACE
+RBAC = "rbac.authorization.k8s.io"
+
+
+def _core(kind: str, plural: str, scope: Scope, **kw) -> ResourceInfo:
+    return ResourceInfo("", "v1", kind, plural, scope, schema_name=f"io.k8s.api.core.v1.{kind}", **kw)
+
+
+BUILTIN: list[ResourceInfo] = [
+    # Arktos: tenants sit above namespaces and are cluster-scoped.
+    ResourceInfo("", "v1", "Tenant", "tenants", C, subresources=("status", "finalize"),
+                 schema_name="io.arktos.api.core.v1.Tenant"),
+    _core("Namespace", "namespaces", T, short_names=("ns",), subresources=("status", "finalize")),
+    _core("Pod", "pods", N, short_names=("po",), categories=("all",),
+          subresources=("status", "binding", "action", "log", "exec")),
+    _core("Node", "nodes", C, short_names=("no",), subresources=("status",)),
+    _core("Event", "events", N, short_names=("ev",)),
+    _core("ConfigMap", "configmaps", N, short_names=("cm",)),
+    _core("Secret", "secrets", N),
+    _core("ServiceAccount", "serviceaccounts", N, short_names=("sa",)),
+    _core("Service", "services", N, short_names=("svc",), categories=("all",), subresources=("status",)),
+    _core("Endpoints", "endpoints", N, short_names=("ep",)),
+    _core("PersistentVolume", "persistentvolumes", T, short_names=("pv",), subresources=("status",)),
+    _core("PersistentVolumeClaim", "persistentvolumeclaims", N, short_names=("pvc",),
+          subresources=("status",)),
+    ResourceInfo("", "v1", "Action", "actions", N, subresources=("status",),
+                 schema_name="io.arktos.api.core.v1.Action"),
+    ResourceInfo("", "v1", "ControllerInstance", "controllerinstances", C,
+                 schema_name="io.arktos.api.core.v1.ControllerInstance"),
+    ResourceInfo("apps", "v1", "Deployment", "deployments", N, short_names=("deploy",),
+                 categories=("all",), subresources=("status", "scale"),
+                 schema_name="io.k8s.api.apps.v1.Deployment"),
+    ResourceInfo("apps", "v1", "ReplicaSet", "replicasets", N, short_names=("rs",), categories=("all",),
+                 subresources=("status", "scale"), schema_name="io.k8s.api.apps.v1.ReplicaSet"),
+    ResourceInfo("coordination.k8s.io", "v1", "Lease", "leases", N,
+                 schema_name="io.k8s.api.coordination.v1.Lease"),
+    ResourceInfo(RBAC, "v1", "Role", "roles", N, schema_name="io.k8s.api.rbac.v1.Role"),
+    ResourceInfo(RBAC, "v1", "RoleBinding", "rolebindings", N, schema_name="io.k8s.api.rbac.v1.RoleBinding"),
+    ResourceInfo(RBAC, "v1", "ClusterRole", "clusterroles", T, schema_name="io.k8s.api.rbac.v1.ClusterRole"),
+    ResourceInfo(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", T,
+                 schema_name="io.k8s.api.rbac.v1.ClusterRoleBinding"),
+    ResourceInfo("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", T,
+                 short_names=("crd", "crds"), subresources=("status",),
+                 schema_name="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"),
+]
+
+
+def builtin_registry() -> Registry:
+    """A registry holding every built-in kind with its strategy attached."""
+    from arktos.api.strategies import attach_strategies
+
+    registry = Registry()
+    for info in BUILTIN:
+        registry.add(info)
+    attach_strategies(registry)
+    return registry
