@@ -1,0 +1,3 @@
+from arktos.cli.main import main
+
+main()

@@ -1,0 +1,674 @@
+"""HTTP handlers for resource requests: decode, call the generic store, encode.
+
+The wire behaviour follows what kubectl and client libraries rely on:
+status codes (201 on create, 202 when deletion waits on finalizers or a
+grace period), Status bodies for every error, Table output on request,
+chunked watch streams of newline-delimited JSON events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from arktos.api import errors, patch
+from arktos.api.errors import APIError
+from arktos.api.fieldcheck import resolve, unknown_fields
+from arktos.api.registry import ResourceInfo
+from arktos.api.schemas import SCHEMAS
+from arktos.api.selectors import parse_field_selector, parse_label_selector
+from arktos.api.tables import table
+from arktos.apiserver.cache import Entry, Filter
+from arktos.apiserver.requestinfo import RequestInfo
+from arktos.apiserver.store import Ctx, GenericStore, now_rfc3339
+from arktos.storage.etcd import Compacted
+
+Obj = dict[str, Any]
+JSON = "application/json"
+MAX_BODY = 3 * 1024 * 1024
+DEFAULT_WATCH_TIMEOUT = 1800
+BOOKMARK_INTERVAL = 60.0
+
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+json": "apply",
+}
+
+
+# -- encoding ---------------------------------------------------------------------
+
+
+def json_response(body: Obj | bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return web.Response(body=data, status=status, content_type=JSON, headers=headers)
+
+
+def status_success(details: Obj | None = None, code: int = 200) -> Obj:
+    body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code}
+    if details:
+        body["details"] = details
+    return body
+
+
+def wants(request: web.Request) -> str:
+    """Which representation the client asked for: "json", "table" or "meta"."""
+    accept = request.headers.get("Accept", "")
+    if not accept or accept == "*/*":
+        return "json"
+    json_ok = False
+    for clause in accept.split(","):
+        parts = [p.strip() for p in clause.split(";")]
+        media = parts[0]
+        params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        as_ = params.get("as")
+        if as_ == "Table" and params.get("g") == "meta.k8s.io":
+            return "table"
+        if as_ in ("PartialObjectMetadata", "PartialObjectMetadataList") and params.get("g") == "meta.k8s.io":
+            return "meta"
+        if not as_ and media in (JSON, "application/*", "*/*", "application/yaml"):
+            json_ok = True
+    if json_ok:
+        return "json"
+    raise errors.not_acceptable(
+        f"only the following media types are accepted: {JSON}, {JSON};as=Table;v=v1;g=meta.k8s.io"
+    )
+
+
+async def read_body(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise errors.too_large(MAX_BODY)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise errors.too_large(MAX_BODY) from None
+
+
+def decode_object(data: bytes, content_type: str) -> Obj:
+    media = content_type.split(";")[0].strip().lower()
+    if media in ("", JSON, "application/octet-stream", "text/plain"):
+        try:
+            obj = orjson.loads(data) if data else None
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
+    elif media in ("application/yaml", "application/x-yaml", "text/yaml"):
+        try:
+            obj = yaml.safe_load(data)
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"the request body is not valid YAML: {exc}") from None
+    else:
+        raise errors.unsupported_media_type(content_type)
+    if not isinstance(obj, dict):
+        raise errors.bad_request("the request body must be a JSON object")
+    return obj
+
+
+def encode_list(info: ResourceInfo, entries: list[Entry], revision: int, continue_token: str = "") -> bytes:
+    meta = b'{"resourceVersion":"' + str(revision).encode() + b'"'
+    if continue_token:
+        meta += b',"continue":"' + continue_token.encode() + b'"'
+    meta += b"}"
+    return (
+        b'{"kind":"' + info.list_kind.encode() + b'","apiVersion":"' + info.api_version.encode()
+        + b'","metadata":' + meta + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
+    )
+
+
+def encode_continue(revision: int, start: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"rv": revision, "start": start})).decode()
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["rv"]), str(data["start"])
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise errors.bad_request("continue key is not valid: malformed token") from None
+
+
+def partial_meta(obj: Obj) -> Obj:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+
+
+# -- query parameters -----------------------------------------------------------
+
+
+def q_int(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.bad_request(f"invalid value for {name}: {value!r} is not an integer") from None
+
+
+def field_names(info: ResourceInfo) -> set[str]:
+    names = {"metadata.name", "metadata.namespace", "metadata.tenant"}
+    if info.strategy is not None:
+        names.update(info.strategy.field_names)
+    return names
+
+
+def build_filter(request: web.Request, info: ResourceInfo, name: str = "") -> tuple[Filter | None, tuple | None]:
+    """The label/field selector filter and, when one applies, the watcher index key."""
+    ls_text = request.query.get("labelSelector", "")
+    fs_text = request.query.get("fieldSelector", "")
+    if name:
+        fs_text = f"metadata.name={name}" + (f",{fs_text}" if fs_text else "")
+    ls = parse_label_selector(ls_text) if ls_text else None
+    fs = parse_field_selector(fs_text, field_names(info)) if fs_text else None
+    if ls is not None and ls.empty:
+        ls = None
+    index = None
+    if fs is not None:
+        node = fs.exact("spec.nodeName")
+        if node is not None and "spec.nodeName" in field_names(info):
+            index = ("spec.nodeName", node)
+    if ls is None and fs is None:
+        return None, index
+    if fs is None:
+        matches = ls.matches  # type: ignore[union-attr]
+        return (lambda e: matches(e.labels)), index
+    if ls is None:
+        fmatch = fs.matches
+        return (lambda e: fmatch(e.meta, e.fields)), index
+    lmatch, fmatch = ls.matches, fs.matches
+    return (lambda e: lmatch(e.labels) and fmatch(e.meta, e.fields)), index
+
+
+def dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for v in values:
+        if v != "All":
+            raise errors.bad_request(f"unsupported dryRun value {v!r}: only 'All' is supported")
+    return bool(values)
+
+
+def check_fields(request: web.Request, info: ResourceInfo, obj: Obj, ctx: Ctx) -> None:
+    """fieldValidation: Strict rejects unknown fields, Warn (the default) reports them."""
+    mode = request.query.get("fieldValidation", "Warn")
+    if mode not in ("Ignore", "Warn", "Strict"):
+        raise errors.bad_request(f"fieldValidation must be one of Ignore, Warn, Strict, not {mode!r}")
+    if mode == "Ignore":
+        return
+    schema: Any = info.custom_schema if info.custom_schema is not None else info.schema_name
+    if not schema or (isinstance(schema, str) and schema not in SCHEMAS):
+        return
+    unknown = unknown_fields(obj, schema)
+    if not unknown:
+        return
+    if mode == "Strict":
+        listed = ", ".join(f'unknown field "{f}"' for f in unknown)
+        raise errors.bad_request(f"strict decoding error: {listed}")
+    ctx.warnings.extend(f'unknown field "{f}"' for f in unknown)
+
+
+def check_kind(info: ResourceInfo, obj: Obj, accept: tuple[str, ...] = ()) -> None:
+    api_version = obj.get("apiVersion")
+    kind = obj.get("kind")
+    if api_version and api_version != info.api_version:
+        raise errors.bad_request(
+            f"the API version in the data ({api_version}) does not match the expected API version "
+            f"({info.api_version})"
+        )
+    if kind and kind != info.kind and kind not in accept:
+        raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({info.kind})")
+
+
+def with_warnings(resp: web.StreamResponse, ctx: Ctx) -> web.StreamResponse:
+    for w in ctx.warnings:
+        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+    return resp
+
+
+# -- the handler ------------------------------------------------------------------
+
+
+class ResourceHandler:
+    """Serves one request against one resource's generic store."""
+
+    def __init__(self, stores: Callable[[ResourceInfo], GenericStore]) -> None:
+        self.stores = stores
+
+    async def handle(self, request: web.Request, ri: RequestInfo, info: ResourceInfo, ctx: Ctx) -> web.StreamResponse:
+        store = self.stores(info)
+        sub = ri.subresource
+        if sub and sub not in info.subresources:
+            raise errors.APIError(404, "NotFound", f"the server could not find the requested resource "
+                                                   f"({info.plural}/{sub})")
+        verb = ri.verb
+        if sub == "binding":
+            return await self.binding(request, store, ctx, ri)
+        if sub == "action":
+            return await self.action(request, store, ctx, ri)
+        if sub == "scale":
+            return await self.scale(request, store, ctx, ri)
+        if sub == "finalize":
+            return await self.finalize(request, store, ctx, ri)
+        if verb == "get":
+            obj = await store.get(ctx, ri.name)
+            return self.render_one(request, info, obj, ctx)
+        if verb == "list":
+            return await self.list(request, store, ctx)
+        if verb == "watch":
+            return await self.watch(request, store, ctx, ri.name)
+        if verb == "create":
+            if ri.name:
+                raise errors.method_not_allowed(f"POST is not supported on a named {info.singular}")
+            return await self.create(request, store, ctx)
+        if verb == "update":
+            return await self.update(request, store, ctx, ri)
+        if verb == "patch":
+            return await self.patch(request, store, ctx, ri)
+        if verb == "delete":
+            return await self.delete(request, store, ctx, ri)
+        if verb == "deletecollection":
+            return await self.delete_collection(request, store, ctx)
+        raise errors.method_not_allowed(f"{verb} is not supported")
+
+    def render_one(self, request: web.Request, info: ResourceInfo, obj: Obj, ctx: Ctx,
+                   status: int = 200) -> web.StreamResponse:
+        mode = wants(request)
+        if mode == "table":
+            body = table(info, [obj], include_object=request.query.get("includeObject", "Metadata"),
+                         now=datetime.now(UTC), list_meta={"resourceVersion": obj["metadata"].get("resourceVersion",
+                                                                                                   "")})
+            return with_warnings(json_response(body, status), ctx)
+        if mode == "meta":
+            return with_warnings(json_response(partial_meta(obj), status), ctx)
+        return with_warnings(json_response(obj, status), ctx)
+
+    # -- list and watch -------------------------------------------------------
+
+    async def list(self, request: web.Request, store: GenericStore, ctx: Ctx) -> web.StreamResponse:
+        info = store.info
+        flt, _ = build_filter(request, info)
+        limit = q_int(request, "limit") or 0
+        if limit < 0:
+            raise errors.bad_request("limit must not be negative")
+        token = request.query.get("continue", "")
+        rv = request.query.get("resourceVersion", "")
+        if token:
+            if rv:
+                raise errors.bad_request("specifying resource version is not allowed when using continue")
+            revision, start = decode_continue(token)
+            if store.caches.revision == revision:
+                entries, _, next_key = await store.list_entries(ctx, flt, resource_version="0", limit=limit,
+                                                                start_key=start)
+            else:
+                try:
+                    entries, next_key = await store.list_from_etcd(ctx, flt, revision, start, limit)
+                except Compacted:
+                    raise errors.APIError(
+                        410, "Expired", "The provided continue parameter is too old to display a consistent list "
+                        "result. You can start a new list without the continue parameter."
+                    ) from None
+        else:
+            entries, revision, next_key = await store.list_entries(ctx, flt, resource_version=rv, limit=limit)
+        cont = encode_continue(revision, next_key) if next_key else ""
+        mode = wants(request)
+        if mode == "json":
+            return json_response(encode_list(info, entries, revision, cont))
+        objs = [orjson.loads(e.raw) for e in entries]
+        list_meta: Obj = {"resourceVersion": str(revision)}
+        if cont:
+            list_meta["continue"] = cont
+        if mode == "table":
+            body = table(info, objs, include_object=request.query.get("includeObject", "Metadata"),
+                         now=datetime.now(UTC), list_meta=list_meta)
+        else:
+            body = {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+                    "items": [partial_meta(o) for o in objs]}
+        return json_response(body)
+
+    async def watch(self, request: web.Request, store: GenericStore, ctx: Ctx, name: str = "") -> web.StreamResponse:
+        info = store.info
+        flt, index = build_filter(request, info, name)
+        rv = request.query.get("resourceVersion", "")
+        timeout_s = q_int(request, "timeoutSeconds")
+        if timeout_s is None or timeout_s <= 0:
+            timeout_s = DEFAULT_WATCH_TIMEOUT
+        bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
+        mode = wants(request)
+        caches = store.caches
+        since: int | None
+        if rv in ("", "0"):
+            if rv == "":
+                await caches.wait_consistent()
+            since = None
+        else:
+            try:
+                since = int(rv)
+            except ValueError:
+                raise errors.bad_request(f"invalid resourceVersion {rv!r}") from None
+            if not await caches.wait_for(since):
+                raise errors.timeout(f"Too large resource version: {since}, current: {caches.revision}")
+        watcher = store.cache.add_watcher(store.prefix(ctx), flt, index, since, caches.revision)
+        resp = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
+        resp.enable_chunked_encoding()
+        try:
+            await resp.prepare(request)
+            deadline = time.monotonic() + timeout_s
+            next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+            convert = self._table_frame(info, request) if mode == "table" else None
+            while True:
+                if watcher.buf:
+                    frames = list(watcher.buf)
+                    watcher.buf.clear()
+                    if convert is not None:
+                        frames = [convert(f) for f in frames]
+                    await resp.write(b"".join(frames))
+                    continue
+                if watcher.closed:
+                    break
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                wait = deadline - now
+                if bookmarks:
+                    wait = min(wait, max(next_bookmark - now, 0))
+                watcher.wake.clear()
+                if not watcher.buf and not watcher.closed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(watcher.wake.wait(), wait)
+                if bookmarks and time.monotonic() >= next_bookmark and not watcher.buf:
+                    await resp.write(self._bookmark(info, caches.revision))
+                    next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+            if watcher.overflowed:
+                err = errors.gone("the watch fell too far behind and was closed; watch again from your last "
+                                  "resourceVersion")
+                await resp.write(b'{"type":"ERROR","object":' + orjson.dumps(err.status()) + b"}\n")
+            await resp.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            watcher.close()
+        return resp
+
+    @staticmethod
+    def _bookmark(info: ResourceInfo, revision: int) -> bytes:
+        return orjson.dumps({"type": "BOOKMARK", "object": {
+            "kind": info.kind, "apiVersion": info.api_version, "metadata": {"resourceVersion": str(revision)}}}) + b"\n"
+
+    @staticmethod
+    def _table_frame(info: ResourceInfo, request: web.Request) -> Callable[[bytes], bytes]:
+        include = request.query.get("includeObject", "Metadata")
+
+        def convert(frame: bytes) -> bytes:
+            event = orjson.loads(frame)
+            obj = event["object"]
+            if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                event["object"] = table(info, [obj], include_object=include, now=datetime.now(UTC),
+                                        list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")})
+            return orjson.dumps(event) + b"\n"
+
+        return convert
+
+    # -- writes ---------------------------------------------------------------
+
+    async def create(self, request: web.Request, store: GenericStore, ctx: Ctx) -> web.StreamResponse:
+        obj = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
+        check_kind(store.info, obj)
+        check_fields(request, store.info, obj, ctx)
+        ctx.dry_run = dry_run(request)
+        ctx.field_manager = request.query.get("fieldManager", "")
+        obj = patch.update_managed_fields(None, obj, self._manager(request, ctx), "Update", now_rfc3339())
+        created = await store.create(ctx, obj)
+        return self.render_one(request, store.info, created, ctx, 201)
+
+    @staticmethod
+    def _manager(request: web.Request, ctx: Ctx) -> str:
+        if ctx.field_manager:
+            return ctx.field_manager
+        agent = request.headers.get("User-Agent", "unknown")
+        return agent.split("/", 1)[0] or "unknown"
+
+    async def update(self, request: web.Request, store: GenericStore, ctx: Ctx, ri: RequestInfo) -> web.StreamResponse:
+        info = store.info
+        body = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
+        if ri.subresource == "scale":
+            raise AssertionError("scale handled elsewhere")
+        check_kind(info, body)
+        check_fields(request, info, body, ctx)
+        ctx.dry_run = dry_run(request)
+        manager = self._manager(request, ctx)
+        now = now_rfc3339()
+
+        def mutate(old: Obj) -> Obj:
+            return patch.update_managed_fields(old, body, manager, "Update", now)
+
+        obj, _ = await store.update(ctx, ri.name, mutate, subresource=ri.subresource)
+        return self.render_one(request, info, obj, ctx)
+
+    async def patch(self, request: web.Request, store: GenericStore, ctx: Ctx, ri: RequestInfo) -> web.StreamResponse:
+        info = store.info
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        kind = PATCH_TYPES.get(content_type)
+        if kind is None:
+            raise errors.unsupported_media_type(content_type or "(none)")
+        data = await read_body(request)
+        ctx.dry_run = dry_run(request)
+        manager = self._manager(request, ctx)
+        now = now_rfc3339()
+        schema = SCHEMAS.get(info.schema_name) if info.custom_schema is None else None
+        if kind == "strategic" and info.custom_schema is not None:
+            raise errors.unsupported_media_type(
+                "strategic merge patch is not supported for custom resources; use a merge or JSON patch")
+        if kind == "apply":
+            applied = patch.parse_apply_body(data)
+            check_kind(info, applied)
+            check_fields(request, info, applied, ctx)
+            if not manager or ctx.field_manager == "":
+                manager = request.query.get("fieldManager", "")
+                if not manager:
+                    raise errors.bad_request("PATCH requests with apply content type require a fieldManager")
+            force = request.query.get("force") in ("true", "1")
+            if ri.subresource == "status":
+                applied = {**applied}
+
+            def apply_mutate(old: Obj) -> Obj:
+                return patch.server_side_apply(old, applied, manager, force, schema, resolve, now)
+
+            def create_missing() -> Obj:
+                return patch.server_side_apply(None, applied, manager, force, schema, resolve, now)
+
+            obj, created = await store.update(ctx, ri.name, apply_mutate, subresource=ri.subresource,
+                                              create_missing=create_missing if not ri.subresource else None)
+            return self.render_one(request, info, obj, ctx, 201 if created else 200)
+
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"the patch is not valid JSON: {exc}") from None
+
+        def mutate(old: Obj) -> Obj:
+            if kind == "json":
+                new = patch.json_patch(old, body)
+            elif kind == "merge":
+                new = patch.merge_patch(old, body)
+            else:
+                new = patch.strategic_merge_patch(old, body, schema, resolve)
+            check_kind(info, new)
+            check_fields(request, info, new, ctx)
+            return patch.update_managed_fields(old, new, manager, "Update", now)
+
+        obj, _ = await store.update(ctx, ri.name, mutate, subresource=ri.subresource)
+        return self.render_one(request, info, obj, ctx)
+
+    async def delete_options(self, request: web.Request) -> Obj:
+        data = await read_body(request) if request.can_read_body else b""
+        options: Obj = decode_object(data, request.headers.get("Content-Type", "")) if data.strip() else {}
+        grace = q_int(request, "gracePeriodSeconds")
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
+        if "propagationPolicy" in request.query:
+            options["propagationPolicy"] = request.query["propagationPolicy"]
+        if "orphanDependents" in request.query:
+            options["orphanDependents"] = request.query["orphanDependents"] == "true"
+        if request.query.getall("dryRun", []):
+            options["dryRun"] = ["All"]
+        return options
+
+    async def delete(self, request: web.Request, store: GenericStore, ctx: Ctx, ri: RequestInfo) -> web.StreamResponse:
+        options = await self.delete_options(request)
+        ctx.dry_run = bool(options.get("dryRun")) or dry_run(request)
+        obj, deleted = await store.delete(ctx, ri.name, options)
+        return self.render_one(request, store.info, obj, ctx, 200 if deleted else 202)
+
+    async def delete_collection(self, request: web.Request, store: GenericStore, ctx: Ctx) -> web.StreamResponse:
+        options = await self.delete_options(request)
+        ctx.dry_run = bool(options.get("dryRun")) or dry_run(request)
+        flt, _ = build_filter(request, store.info)
+        items = await store.delete_collection(ctx, flt, options)
+        info = store.info
+        return json_response({"kind": info.list_kind, "apiVersion": info.api_version,
+                              "metadata": {"resourceVersion": str(store.caches.revision)}, "items": items})
+
+    # -- subresources with their own shape -----------------------------------
+
+    async def scale(self, request: web.Request, store: GenericStore, ctx: Ctx, ri: RequestInfo) -> web.StreamResponse:
+        from arktos.api.strategies import apply_scale, to_scale
+
+        info = store.info
+        if ri.verb == "get":
+            return json_response(to_scale(await store.get(ctx, ri.name), info))
+        if ri.verb not in ("update", "patch"):
+            raise errors.method_not_allowed(f"{ri.verb} is not supported on {info.plural}/scale")
+        data = await read_body(request)
+        ctx.dry_run = dry_run(request)
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+
+        def mutate(old: Obj) -> Obj:
+            current = to_scale(old, info)
+            if ri.verb == "update":
+                scale = decode_object(data, content_type)
+            else:
+                kind = PATCH_TYPES.get(content_type)
+                try:
+                    body = orjson.loads(data) if kind != "apply" else patch.parse_apply_body(data)
+                except orjson.JSONDecodeError as exc:
+                    raise errors.bad_request(f"the patch is not valid JSON: {exc}") from None
+                if kind == "json":
+                    scale = patch.json_patch(current, body)
+                elif kind in ("merge", "strategic", "apply"):
+                    scale = patch.merge_patch(current, body)
+                else:
+                    raise errors.unsupported_media_type(content_type or "(none)")
+            want_rv = (scale.get("metadata") or {}).get("resourceVersion")
+            new = apply_scale(old, scale)
+            if want_rv:
+                new["metadata"]["resourceVersion"] = want_rv
+            return new
+
+        obj, _ = await store.update(ctx, ri.name, mutate, subresource="scale")
+        return json_response(to_scale(obj, info))
+
+    async def finalize(self, request: web.Request, store: GenericStore, ctx: Ctx,
+                       ri: RequestInfo) -> web.StreamResponse:
+        """PUT {namespace,tenant}/finalize: only spec.finalizers may change."""
+        if ri.verb != "update":
+            raise errors.method_not_allowed("finalize only supports PUT")
+        body = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
+        finalizers = (body.get("spec") or {}).get("finalizers") or []
+
+        def mutate(old: Obj) -> Obj:
+            old.setdefault("spec", {})["finalizers"] = finalizers
+            want_rv = (body.get("metadata") or {}).get("resourceVersion")
+            if want_rv:
+                old["metadata"]["resourceVersion"] = want_rv
+            if old["metadata"].get("deletionTimestamp") and not finalizers and not old["metadata"].get(
+                    "finalizers"):
+                # Nothing holds it any more: the store deletes it on this write.
+                old["metadata"]["finalizers"] = []
+            return old
+
+        obj, _ = await store.update(ctx, ri.name, mutate, subresource="finalize")
+        return self.render_one(request, store.info, obj, ctx)
+
+    async def binding(self, request: web.Request, store: GenericStore, ctx: Ctx,
+                      ri: RequestInfo) -> web.StreamResponse:
+        """POST pods/{name}/binding: what a scheduler does to place a pod."""
+        if ri.verb != "create":
+            raise errors.method_not_allowed("binding only supports POST")
+        body = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
+        target = body.get("target") or {}
+        node = target.get("name")
+        if not isinstance(node, str) or not node:
+            raise errors.invalid_object("Binding", ri.name, [errors.required("target.name")])
+        ctx.dry_run = dry_run(request)
+        now = now_rfc3339()
+
+        def mutate(old: Obj) -> Obj:
+            spec = old.setdefault("spec", {})
+            if old["metadata"].get("deletionTimestamp"):
+                raise errors.conflict("pods", ri.name, "", "pod is being deleted, cannot be assigned to a host")
+            if spec.get("nodeName"):
+                raise errors.conflict("pods", ri.name, "",
+                                      f"pod {ri.name} is already assigned to node \"{spec['nodeName']}\"")
+            uid = (body.get("metadata") or {}).get("uid")
+            if uid and uid != old["metadata"].get("uid"):
+                raise errors.conflict("pods", ri.name, "", "the UID in the binding does not match the pod")
+            spec["nodeName"] = node
+            annotations = (body.get("metadata") or {}).get("annotations")
+            if annotations:
+                old["metadata"].setdefault("annotations", {}).update(annotations)
+            status = old.setdefault("status", {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                               "lastTransitionTime": now})
+            status["conditions"] = conditions
+            return old
+
+        await store.update(ctx, ri.name, mutate, subresource="binding")
+        return json_response(status_success(code=201), 201)
+
+    async def action(self, request: web.Request, store: GenericStore, ctx: Ctx,
+                     ri: RequestInfo) -> web.StreamResponse:
+        """POST pods/{name}/action: record a VM action for the pod's node agent (Arktos)."""
+        if ri.verb != "create":
+            raise errors.method_not_allowed("action only supports POST")
+        body = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
+        operation = body.get("operation")
+        ops = {"reboot": ("rebootAction", "rebootParams"), "snapshot": ("snapshotAction", "snapshotParams"),
+               "restore": ("restoreAction", "restoreParams")}
+        if operation not in ops:
+            raise errors.invalid_object("CustomAction", ri.name, [errors.not_supported(
+                "operation", operation, list(ops))])
+        pod = await store.get(ctx, ri.name)
+        spec_field, params_field = ops[operation]
+        params = body.get(params_field) or {}
+        if not isinstance(params, dict):
+            raise errors.bad_request(f"{params_field} must be an object")
+        action = {
+            "apiVersion": "v1",
+            "kind": "Action",
+            "metadata": {"name": f"{operation}-{int(time.time())}", "namespace": ctx.namespace,
+                         "tenant": ctx.tenant},
+            "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName", ""), "podName": ri.name,
+                     "podID": pod["metadata"].get("uid", ""), spec_field: params},
+        }
+        actions = self.stores(self._action_info(store))
+        ctx.dry_run = dry_run(request)
+        created = await actions.create(ctx, action)
+        name = created["metadata"]["name"]
+        return json_response(status_success({"name": name, "kind": "actions"}, 201) | {
+            "message": f"action {name} created for pod {ri.name}"}, 201)
+
+    def _action_info(self, store: GenericStore) -> ResourceInfo:
+        info = store.caches.caches.get("actions")
+        if info is None:
+            raise errors.internal("the actions resource is not served")
+        return info.info

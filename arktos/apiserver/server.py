@@ -1,0 +1,313 @@
+"""The API server process: HTTP routing, the request pipeline, start and stop.
+
+One catch-all route keeps routing in our hands: Arktos's tenant paths and the
+upstream short paths share a shape that a route table would express poorly.
+The pipeline for a resource request is parse -> authenticate -> resolve tenant
+-> authorize -> generic store, with every failure rendered as a Status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import ssl
+import time
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+
+from arktos import __version__
+from arktos.api import errors
+from arktos.api.discovery import api_group_list, api_resource_list, api_versions
+from arktos.api.errors import APIError
+from arktos.api.openapi import v3_document, v3_index
+from arktos.api.registry import Registry, ResourceInfo
+from arktos.api.resources import builtin_registry
+from arktos.api.tenancy import ALL_TENANTS, may_access
+from arktos.apiserver import metrics
+from arktos.apiserver.auth import AlwaysAllow, Attributes, Authenticator, Authorizer, InsecureAuthenticator
+from arktos.apiserver.cache import CacheManager
+from arktos.apiserver.handlers import MAX_BODY, ResourceHandler, json_response
+from arktos.apiserver.requestinfo import parse
+from arktos.apiserver.store import Admission, Ctx, GenericStore
+from arktos.storage.etcd import EtcdStore, StorageError
+
+log = logging.getLogger("arktos.apiserver")
+
+KUBE_MINOR = "30"
+
+
+def version_info() -> dict[str, str]:
+    return {
+        "major": "1",
+        "minor": KUBE_MINOR,
+        "gitVersion": f"v1.{KUBE_MINOR}.0+arktos.{__version__}",
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": f"python{platform.python_version()}",
+        "compiler": platform.python_implementation().lower(),
+        "platform": f"{platform.system().lower()}/{platform.machine().replace('x86_64', 'amd64')}",
+    }
+
+
+@dataclass
+class ServerConfig:
+    etcd_servers: list[str]
+    etcd_cafile: str | None = None
+    etcd_certfile: str | None = None
+    etcd_keyfile: str | None = None
+    bind_address: str = "0.0.0.0"
+    secure_port: int = 6443
+    insecure_port: int = 0
+    insecure_bind_address: str = "127.0.0.1"
+    tls_cert_file: str | None = None
+    tls_private_key_file: str | None = None
+    client_ca_file: str | None = None
+    compaction_interval: float = 300.0
+    authenticator: Authenticator | None = None
+    authorizer: Authorizer | None = None
+    admission: list[Admission] = field(default_factory=list)
+
+
+class APIServer:
+    def __init__(self, config: ServerConfig, registry: Registry | None = None) -> None:
+        self.config = config
+        self.registry = registry or builtin_registry()
+        self.etcd = EtcdStore(config.etcd_servers, ca_file=config.etcd_cafile, cert_file=config.etcd_certfile,
+                              key_file=config.etcd_keyfile)
+        self.caches = CacheManager(self.etcd)
+        self.authenticator: Authenticator = config.authenticator or InsecureAuthenticator()
+        self.authorizer: Authorizer = config.authorizer or AlwaysAllow()
+        self._stores: dict[int, GenericStore] = {}
+        self.handler = ResourceHandler(self.store)
+        self._runners: list[web.AppRunner] = []
+        self._tasks: list[asyncio.Task] = []
+        self.ready = False
+
+    def store(self, info: ResourceInfo) -> GenericStore:
+        s = self._stores.get(id(info))
+        if s is None:
+            s = self._stores[id(info)] = GenericStore(info, self.etcd, self.caches, self.config.admission)
+        return s
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def app(self, authenticator: Authenticator) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY + 1024, middlewares=[self._errors])
+        app["authenticator"] = authenticator
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    async def start(self) -> None:
+        await self.etcd.start()
+        for attempt in range(100):
+            try:
+                await self.etcd.ping()
+                break
+            except StorageError as exc:
+                if attempt == 99:
+                    raise
+                log.warning("waiting for etcd at %s: %s", ",".join(self.config.etcd_servers), exc)
+                await asyncio.sleep(0.2)
+        await self.caches.start(self.registry)
+        cfg = self.config
+        if cfg.insecure_port:
+            runner = web.AppRunner(self.app(InsecureAuthenticator()), access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, cfg.insecure_bind_address, cfg.insecure_port, backlog=1024).start()
+            self._runners.append(runner)
+            log.warning("serving plain HTTP without authentication on %s:%d (development mode)",
+                        cfg.insecure_bind_address, cfg.insecure_port)
+        if cfg.secure_port and cfg.tls_cert_file:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(cfg.tls_cert_file, cfg.tls_private_key_file)
+            if cfg.client_ca_file:
+                ctx.load_verify_locations(cfg.client_ca_file)
+                ctx.verify_mode = ssl.CERT_OPTIONAL
+            runner = web.AppRunner(self.app(self.authenticator), access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, cfg.bind_address, cfg.secure_port, ssl_context=ctx, backlog=1024).start()
+            self._runners.append(runner)
+            log.info("serving HTTPS on %s:%d", cfg.bind_address, cfg.secure_port)
+        if cfg.compaction_interval > 0:
+            self._tasks.append(asyncio.create_task(self._compact_loop(), name="compactor"))
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        for t in self._tasks:
+            t.cancel()
+        for runner in self._runners:
+            await runner.cleanup()
+        await self.caches.stop()
+        await self.etcd.close()
+
+    async def _compact_loop(self) -> None:
+        """Compact etcd history older than one interval, as kube-apiserver does."""
+        previous = 0
+        while True:
+            await asyncio.sleep(self.config.compaction_interval)
+            try:
+                if previous:
+                    await self.etcd.compact(previous)
+                    log.info("compacted etcd history up to revision %d", previous)
+                previous = await self.etcd.current_revision()
+            except StorageError as exc:
+                log.warning("etcd compaction failed: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - a failed compaction must not stop the loop
+                log.warning("etcd compaction failed: %s", exc)
+
+    # -- pipeline --------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
+        try:
+            return await handler(request)
+        except APIError as exc:
+            return json_response(exc.status(), exc.code, exc.headers or None)
+        except web.HTTPException as exc:
+            if exc.status == 413:
+                err = errors.too_large(MAX_BODY)
+            else:
+                err = APIError(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason)
+            return json_response(err.status(), err.code)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path_qs)
+            err = errors.internal("an internal error occurred; see the API server log")
+            return json_response(err.status(), 500)
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/api/") or path.startswith("/apis/") or path in ("/api", "/apis"):
+            return await self._api(request, path)
+        if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
+            return await self._health(request, path)
+        await self._authenticate(request)
+        if path in ("/version", "/version/"):
+            return json_response(version_info())
+        if path == "/metrics":
+            return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
+        if path == "/openapi/v3" or path == "/openapi/v3/":
+            return json_response(v3_index(self.registry))
+        if path.startswith("/openapi/v3/"):
+            gv = path[len("/openapi/v3/"):]
+            parts = gv.split("/")
+            if parts[0] == "api" and len(parts) == 2:
+                group, version = "", parts[1]
+            elif parts[0] == "apis" and len(parts) == 3:
+                group, version = parts[1], parts[2]
+            else:
+                raise APIError(404, "NotFound", f"no OpenAPI document for {gv}")
+            if version not in self.registry.groups().get(group, []):
+                raise APIError(404, "NotFound", f"no OpenAPI document for {gv}")
+            return json_response(v3_document(self.registry, group, version),
+                                 headers={"Cache-Control": "public, immutable"}
+                                 if "hash" in request.query else None)
+        raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+
+    async def _health(self, request: web.Request, path: str) -> web.StreamResponse:
+        checks: list[tuple[str, bool]] = [("ping", True)]
+        if not path.startswith("/livez"):
+            try:
+                await self.etcd.ping(timeout=2.0)
+                checks.append(("etcd", True))
+            except StorageError:
+                checks.append(("etcd", False))
+        if path.startswith("/readyz"):
+            checks.append(("watch-cache", self.caches.ready.is_set() and self.ready))
+        ok = all(c for _, c in checks)
+        if "verbose" in request.query:
+            text = "".join(f"[{'+' if c else '-'}]{n} {'ok' if c else 'failed'}\n" for n, c in checks)
+            text += f"{path.strip('/').split('/')[0]} check {'passed' if ok else 'failed'}\n"
+        else:
+            text = "ok" if ok else "".join(f"[-]{n} failed\n" for n, c in checks if not c)
+        return web.Response(text=text, status=200 if ok else 500, content_type="text/plain")
+
+    async def _authenticate(self, request: web.Request):  # noqa: ANN202
+        user = await request.app["authenticator"].authenticate(request)
+        if user is None:
+            raise APIError(401, "Unauthorized", "Unauthorized")
+        return user
+
+    async def _api(self, request: web.Request, path: str) -> web.StreamResponse:
+        started = time.perf_counter()
+        user = await self._authenticate(request)
+        parts = [p for p in path.split("/") if p]
+        # Discovery: /api, /apis, /api/v1, /apis/{g}, /apis/{g}/{v}
+        if parts == ["api"]:
+            return json_response(api_versions())
+        if parts == ["apis"]:
+            return json_response(api_group_list(self.registry))
+        if len(parts) == 2 and parts[0] == "api":
+            if parts[1] not in self.registry.groups().get("", []):
+                raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+            return json_response(api_resource_list(self.registry, "", parts[1]))
+        if len(parts) == 2 and parts[0] == "apis":
+            groups = api_group_list(self.registry)["groups"]
+            for g in groups:
+                if g["name"] == parts[1]:
+                    return json_response({"kind": "APIGroup", "apiVersion": "v1", **{
+                        k: v for k, v in g.items() if k != "kind"}})
+            raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        if len(parts) == 3 and parts[0] == "apis":
+            if parts[2] not in self.registry.groups().get(parts[1], []):
+                raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+            return json_response(api_resource_list(self.registry, parts[1], parts[2]))
+
+        ri = parse(request.method, path, request.query.get("watch") in ("true", "1"))
+        info = self.registry.get(ri.group, ri.version, ri.resource)
+        if info is None:
+            raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        if info.scope.namespaced:
+            if not ri.namespace and ri.verb not in ("list", "watch", "deletecollection"):
+                raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        elif ri.namespace:
+            raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+        if info.scope.tenanted:
+            tenant = ri.tenant or user.tenant
+            if not tenant:
+                raise errors.forbidden_error(f"user {user.name!r} belongs to no tenant; use a tenant path")
+            if tenant == ALL_TENANTS and ri.verb not in ("list", "watch"):
+                raise errors.bad_request(f"tenant {ALL_TENANTS!r} is reserved for listing across tenants")
+        else:
+            if ri.path_tenant:
+                raise APIError(404, "NotFound", f"{info.plural} are not in a tenant ({path})")
+            tenant = ""
+        if info.scope.tenanted and not may_access(user.tenant, tenant if tenant != ALL_TENANTS else ""):
+            # Reveal nothing about another tenant's objects: the same answer whether they exist or not.
+            raise errors.forbidden_error(
+                f'{info.plural} is forbidden: user "{user.name}" cannot access tenant "{tenant}"',
+                info.plural, ri.name, info.group)
+        attrs = Attributes(user, ri.verb, tenant, ri.namespace, info.group, info.version, info.plural,
+                           ri.subresource, ri.name, True, path)
+        allowed, reason = await self.authorizer.authorize(attrs)
+        if not allowed:
+            what = f"{info.plural}/{ri.subresource}" if ri.subresource else info.plural
+            raise errors.forbidden_error(
+                f'{what}{"." + info.group if info.group else ""} is forbidden: User "{user.name}" cannot '
+                f'{ri.verb} resource "{what}" in API group "{info.group}"'
+                + (f' in the namespace "{ri.namespace}"' if ri.namespace else "")
+                + (f": {reason}" if reason else ""), info.plural, ri.name, info.group)
+        ctx = Ctx(user, tenant, ri.namespace)
+        code = 500
+        try:
+            resp = await self.handler.handle(request, ri, info, ctx)
+            code = resp.status
+            return resp
+        except APIError as exc:
+            code = exc.code
+            raise
+        finally:
+            labels = (ri.verb.upper() if ri.verb != "watch" else "WATCH", info.group, info.plural, ri.subresource)
+            metrics.REQUESTS.labels(*labels, str(code)).inc()
+            if ri.verb != "watch":
+                metrics.LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+
+def dumps(obj: object) -> bytes:
+    return orjson.dumps(obj)

@@ -1,0 +1,487 @@
+"""The generic store: every verb, once, for every kind.
+
+What all kinds share lives here (metadata bookkeeping, optimistic
+concurrency, graceful deletion and finalizers, reads from the watch cache);
+what differs comes from the kind's `Strategy`.  Objects cross this layer as
+dicts; the cache hands back pre-encoded bytes where a handler can send them
+as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from arktos.api import errors
+from arktos.api.errors import APIError
+from arktos.api.registry import ResourceInfo
+from arktos.api.selectors import compute_hash_key
+from arktos.api.tenancy import ALL_TENANTS
+from arktos.api.validation import validate_object_meta, validate_object_meta_update
+from arktos.apiserver.auth import UserInfo
+from arktos.apiserver.cache import CacheManager, Entry, Filter, ResourceCache
+from arktos.storage.etcd import EtcdStore, KeyExists, NotFound, RevisionMismatch, StorageUnavailable
+from arktos.storage.keys import object_key, scope_prefix
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+MAX_UPDATE_RETRIES = 16
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True)
+class Ctx:
+    """Who asks, and in which tenant and namespace the request acts."""
+
+    user: UserInfo
+    tenant: str = ""
+    namespace: str = ""
+    dry_run: bool = False
+    field_manager: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+# An admission hook sees the operation, the new object (or None) and the old one.
+Admission = Callable[[str, ResourceInfo, Ctx, Obj | None, Obj | None], Awaitable[None]]
+
+
+def _storage_error(exc: StorageUnavailable) -> APIError:
+    return errors.unavailable(str(exc))
+
+
+class GenericStore:
+    def __init__(self, info: ResourceInfo, etcd: EtcdStore, caches: CacheManager,
+                 admission: list[Admission] | None = None) -> None:
+        self.info = info
+        self.etcd = etcd
+        self.caches = caches
+        self.admission = admission or []
+        self.strategy = info.strategy
+
+    # -- keys and decoding ---------------------------------------------------
+
+    @property
+    def cache(self) -> ResourceCache:
+        return self.caches.cache_for(self.info)
+
+    def key(self, ctx: Ctx, name: str) -> str:
+        info = self.info
+        tenant = ctx.tenant if info.scope.tenanted else ""
+        namespace = ctx.namespace if info.scope.namespaced else ""
+        return object_key(info.etcd_resource, tenant, namespace, name)
+
+    def prefix(self, ctx: Ctx) -> str:
+        info = self.info
+        if not info.scope.tenanted or ctx.tenant == ALL_TENANTS:
+            return scope_prefix(info.etcd_resource)
+        return scope_prefix(info.etcd_resource, ctx.tenant, ctx.namespace if info.scope.namespaced else "")
+
+    @staticmethod
+    def _decode(value: bytes, rv: int) -> Obj:
+        obj = orjson.loads(value)
+        obj["metadata"]["resourceVersion"] = str(rv)
+        return obj
+
+    @staticmethod
+    def _encode(obj: Obj) -> bytes:
+        """Stored form: the object without resourceVersion (etcd's mod_revision is that)."""
+        meta = obj["metadata"]
+        rv = meta.pop("resourceVersion", None)
+        try:
+            return orjson.dumps(obj)
+        finally:
+            if rv is not None:
+                meta["resourceVersion"] = rv
+
+    async def _admit(self, op: str, ctx: Ctx, obj: Obj | None, old: Obj | None) -> None:
+        for hook in self.admission:
+            await hook(op, self.info, ctx, obj, old)
+
+    def _not_found(self, name: str) -> APIError:
+        return errors.not_found(self.info.plural, name, self.info.group)
+
+    def _invalid(self, name: str, errs: list) -> APIError:
+        return errors.invalid_object(self.info.kind, name, errs, self.info.group)
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get(self, ctx: Ctx, name: str) -> Obj:
+        try:
+            kv = await self.etcd.get(self.key(ctx, name))
+        except StorageUnavailable as exc:
+            raise _storage_error(exc) from exc
+        if kv is None:
+            raise self._not_found(name)
+        return self._decode(kv.value, kv.mod_revision)
+
+    async def list_entries(
+        self, ctx: Ctx, flt: Filter | None, *, resource_version: str = "", limit: int = 0, start_key: str = ""
+    ) -> tuple[list[Entry], int, str]:
+        """Matching entries from the cache: (entries, list revision, next key or "")."""
+        if resource_version == "":
+            try:
+                await self.caches.wait_consistent()
+            except StorageUnavailable as exc:
+                raise _storage_error(exc) from exc
+        elif resource_version != "0":
+            try:
+                wanted = int(resource_version)
+            except ValueError:
+                raise errors.bad_request(f"invalid resourceVersion {resource_version!r}") from None
+            if not await self.caches.wait_for(wanted):
+                raise errors.timeout(f"Too large resource version: {wanted}, current: {self.caches.revision}")
+        revision = self.caches.revision
+        entries, next_key = self.cache.select(self.prefix(ctx), flt, start_key, limit)
+        return entries, revision, next_key
+
+    async def list_from_etcd(
+        self, ctx: Ctx, flt: Filter | None, revision: int, start_key: str, limit: int
+    ) -> tuple[list[Entry], str]:
+        """A later page of a list whose snapshot the cache has moved past."""
+        out: list[Entry] = []
+        prefix = self.prefix(ctx)
+        start = start_key or prefix
+        while True:
+            try:
+                page, _, more = await self.etcd.list(prefix, revision=revision, limit=max(limit, 500), start_key=start)
+            except StorageUnavailable as exc:
+                raise _storage_error(exc) from exc
+            for kv in page:
+                entry = Entry(kv.key, orjson.loads(kv.value), kv.mod_revision, self.info)
+                if flt is None or flt(entry):
+                    if limit and len(out) == limit:
+                        return out, kv.key
+                    out.append(entry)
+            if not more:
+                return out, ""
+            start = page[-1].key + "\0"
+
+    # -- create --------------------------------------------------------------
+
+    def _prepare_meta_for_create(self, ctx: Ctx, obj: Obj) -> Obj:
+        info = self.info
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = obj["metadata"] = {}
+        if info.scope.namespaced:
+            ns = meta.get("namespace") or ctx.namespace
+            if ctx.namespace and ns != ctx.namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        if info.scope.tenanted:
+            tenant = meta.get("tenant") or ctx.tenant
+            if tenant != ctx.tenant:
+                raise errors.bad_request(
+                    "the tenant of the provided object does not match the tenant sent on the request"
+                )
+            meta["tenant"] = tenant
+        else:
+            meta.pop("tenant", None)
+        if meta.get("resourceVersion"):
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
+        uid = str(uuid.uuid4())
+        meta["uid"] = uid
+        meta["hashKey"] = compute_hash_key(uid)
+        meta["creationTimestamp"] = now_rfc3339()
+        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(key, None)
+        for ref in meta.get("ownerReferences") or ():
+            if isinstance(ref, dict) and isinstance(ref.get("uid"), str):
+                ref["hashKey"] = compute_hash_key(ref["uid"])
+        if self.strategy.tracks_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        return meta
+
+    async def create(self, ctx: Ctx, obj: Obj) -> Obj:
+        info = self.info
+        obj["apiVersion"] = info.api_version
+        obj["kind"] = info.kind
+        meta = self._prepare_meta_for_create(ctx, obj)
+        generate = not meta.get("name") and meta.get("generateName")
+        if generate:
+            meta["name"] = generate + "".join(random.choices(GENERATE_ALPHABET, k=5))
+        self.strategy.prepare_for_create(obj)
+        self.strategy.default(obj)
+        errs = validate_object_meta(meta, namespaced=info.scope.namespaced, tenanted=info.scope.tenanted)
+        errs += self.strategy.validate(obj)
+        if errs:
+            raise self._invalid(meta.get("name") or meta.get("generateName", ""), errs)
+        await self._admit("CREATE", ctx, obj, None)
+        if ctx.dry_run:
+            return obj
+        for attempt in range(5):
+            try:
+                rev = await self.etcd.create(self.key(ctx, meta["name"]), self._encode(obj))
+            except KeyExists:
+                if generate and attempt < 4:
+                    meta["name"] = generate + "".join(random.choices(GENERATE_ALPHABET, k=5))
+                    continue
+                raise errors.already_exists(info.plural, meta["name"], info.group) from None
+            except StorageUnavailable as exc:
+                raise _storage_error(exc) from exc
+            meta["resourceVersion"] = str(rev)
+            return obj
+        raise AssertionError("unreachable")
+
+    # -- update and patch ----------------------------------------------------
+
+    async def update(
+        self,
+        ctx: Ctx,
+        name: str,
+        mutate: Callable[[Obj], Obj | Awaitable[Obj]],
+        *,
+        subresource: str = "",
+        create_missing: Callable[[], Obj] | None = None,
+    ) -> tuple[Obj, bool]:
+        """Read-modify-write with optimistic concurrency.
+
+        `mutate` turns the stored object into the wanted one.  When the wanted
+        object names a resourceVersion, that is a precondition (409 if stale);
+        otherwise a lost race is retried against the fresh object, as
+        Kubernetes' GuaranteedUpdate does.  Returns (object, created).
+        """
+        info = self.info
+        key = self.key(ctx, name)
+        for _ in range(MAX_UPDATE_RETRIES):
+            try:
+                kv = await self.etcd.get(key)
+            except StorageUnavailable as exc:
+                raise _storage_error(exc) from exc
+            if kv is None:
+                if create_missing is None:
+                    raise self._not_found(name)
+                return await self.create(ctx, create_missing()), True
+            old = self._decode(kv.value, kv.mod_revision)
+            result = mutate(orjson.loads(orjson.dumps(old)))
+            new = await result if isinstance(result, Awaitable) else result
+            if not isinstance(new, dict):
+                raise errors.bad_request("the request body must be an object")
+            new_meta = new.get("metadata")
+            if not isinstance(new_meta, dict):
+                new_meta = new["metadata"] = {}
+            wanted_rv = new_meta.get("resourceVersion") or ""
+            if wanted_rv and wanted_rv != str(kv.mod_revision):
+                raise errors.conflict(info.plural, name, info.group)
+            if new_meta.get("name", name) != name:
+                raise errors.bad_request(
+                    f"the name of the object ({new_meta.get('name')}) does not match the name on the URL ({name})"
+                )
+            new = self._prepare_update(ctx, new, old, subresource)
+            if new == old:
+                return old, False
+            await self._admit("UPDATE", ctx, new, old)
+            if ctx.dry_run:
+                return new, False
+            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") and (
+                not self._graceful_pending(new)
+            ):
+                # The last finalizer went away from an object being deleted: it goes now.
+                try:
+                    rev, _ = await self.etcd.delete(key, kv.mod_revision)
+                except RevisionMismatch:
+                    if wanted_rv:
+                        raise errors.conflict(info.plural, name, info.group) from None
+                    continue
+                except NotFound:
+                    raise self._not_found(name) from None
+                new["metadata"]["resourceVersion"] = str(rev)
+                return new, False
+            try:
+                rev = await self.etcd.update(key, self._encode(new), kv.mod_revision)
+            except RevisionMismatch:
+                if wanted_rv:
+                    raise errors.conflict(info.plural, name, info.group) from None
+                continue
+            except NotFound:
+                raise self._not_found(name) from None
+            except StorageUnavailable as exc:
+                raise _storage_error(exc) from exc
+            new["metadata"]["resourceVersion"] = str(rev)
+            return new, False
+        raise errors.conflict(info.plural, name, info.group, "too many concurrent updates; try again")
+
+    def _prepare_update(self, ctx: Ctx, new: Obj, old: Obj, subresource: str) -> Obj:
+        info = self.info
+        strategy = self.strategy
+        new["apiVersion"] = info.api_version
+        new["kind"] = info.kind
+        if subresource == "status":
+            new = strategy.prepare_for_status_update(new, old)
+        else:
+            meta = new["metadata"]
+            old_meta = old["metadata"]
+            # Server-owned metadata always comes from the stored object.
+            for k in ("uid", "creationTimestamp", "hashKey", "deletionTimestamp", "deletionGracePeriodSeconds",
+                      "generation"):
+                if k in old_meta:
+                    meta[k] = old_meta[k]
+                else:
+                    meta.pop(k, None)
+            for k in ("namespace", "tenant"):
+                if k in old_meta and not meta.get(k):
+                    meta[k] = old_meta[k]
+            for ref in meta.get("ownerReferences") or ():
+                if isinstance(ref, dict) and isinstance(ref.get("uid"), str):
+                    ref["hashKey"] = compute_hash_key(ref["uid"])
+            if subresource in ("", "scale"):
+                strategy.prepare_for_update(new, old)
+        strategy.default(new)
+        errs = validate_object_meta_update(new["metadata"], old["metadata"])
+        if not errs:
+            errs = validate_object_meta(
+                new["metadata"], namespaced=info.scope.namespaced, tenanted=info.scope.tenanted
+            )
+        errs += strategy.validate_update(new, old)
+        if errs:
+            raise self._invalid(old["metadata"]["name"], errs)
+        meta = new["metadata"]
+        meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if strategy.tracks_generation and subresource != "status" and strategy.spec_changed(new, old):
+            meta["generation"] = old["metadata"].get("generation", 1) + 1
+        if meta.get("deletionTimestamp") and meta.get("finalizers") is not None:
+            # While deleting, finalizers may only be removed, never added.
+            added = set(meta.get("finalizers") or ()) - set(old["metadata"].get("finalizers") or ())
+            if added:
+                raise self._invalid(
+                    meta["name"],
+                    [errors.forbidden("metadata.finalizers", "no new finalizers can be added if the object is "
+                                      "being deleted, found new finalizers " + str(sorted(added)))],
+                )
+        return new
+
+    @staticmethod
+    def _graceful_pending(obj: Obj) -> bool:
+        """A pod in graceful deletion stays until its node agent confirms it stopped."""
+        return bool(obj.get("kind") == "Pod" and obj["metadata"].get("deletionGracePeriodSeconds"))
+
+    # -- delete --------------------------------------------------------------
+
+    async def delete(self, ctx: Ctx, name: str, options: Obj) -> tuple[Obj, bool]:
+        """Delete (or start deleting) an object; returns (object, deleted_now)."""
+        info = self.info
+        key = self.key(ctx, name)
+        preconditions = options.get("preconditions") or {}
+        grace = options.get("gracePeriodSeconds")
+        policy = options.get("propagationPolicy")
+        if options.get("orphanDependents") is True and not policy:
+            policy = "Orphan"
+        if policy not in (None, "Orphan", "Foreground", "Background"):
+            raise errors.bad_request(f"invalid propagationPolicy {policy!r}: want Orphan, Foreground or Background")
+        for _ in range(MAX_UPDATE_RETRIES):
+            try:
+                kv = await self.etcd.get(key)
+            except StorageUnavailable as exc:
+                raise _storage_error(exc) from exc
+            if kv is None:
+                raise self._not_found(name)
+            obj = self._decode(kv.value, kv.mod_revision)
+            meta = obj["metadata"]
+            if preconditions.get("uid") and preconditions["uid"] != meta.get("uid"):
+                raise errors.conflict(info.plural, name, info.group,
+                                      f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                                      f"UID in object meta: {meta.get('uid')}")
+            if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta["resourceVersion"]:
+                raise errors.conflict(info.plural, name, info.group,
+                                      f"Precondition failed: ResourceVersion in precondition: "
+                                      f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
+                                      f"{meta['resourceVersion']}")
+            await self._admit("DELETE", ctx, None, obj)
+            finalizers = list(meta.get("finalizers") or [])
+            if policy == "Orphan" and "orphan" not in finalizers:
+                finalizers.append("orphan")
+            elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+                finalizers.append("foregroundDeletion")
+            graceful = self._grace_period(obj, grace)
+            if finalizers or graceful:
+                if meta.get("deletionTimestamp"):
+                    if graceful == 0 and obj.get("kind") == "Pod" and not finalizers:
+                        pass  # a forced delete of a terminating pod goes through now
+                    else:
+                        return obj, False  # already being deleted
+                else:
+                    meta["deletionTimestamp"] = now_rfc3339()
+                    meta["deletionGracePeriodSeconds"] = graceful or 0
+                    if not graceful:
+                        meta.pop("deletionGracePeriodSeconds")
+                    meta["finalizers"] = finalizers
+                    if "generation" in meta and self.strategy.tracks_generation:
+                        meta["generation"] += 1
+                    if self.info.kind in ("Namespace", "Tenant"):
+                        obj.setdefault("status", {})["phase"] = "Terminating"
+                    if ctx.dry_run:
+                        return obj, False
+                    try:
+                        rev = await self.etcd.update(key, self._encode(obj), kv.mod_revision)
+                    except RevisionMismatch:
+                        continue
+                    meta["resourceVersion"] = str(rev)
+                    return obj, False
+            if ctx.dry_run:
+                return obj, True
+            try:
+                rev, _ = await self.etcd.delete(key, kv.mod_revision)
+            except RevisionMismatch:
+                continue
+            except NotFound:
+                raise self._not_found(name) from None
+            except StorageUnavailable as exc:
+                raise _storage_error(exc) from exc
+            meta["resourceVersion"] = str(rev)
+            return obj, True
+        raise errors.conflict(info.plural, name, info.group, "too many concurrent updates; try again")
+
+    def _grace_period(self, obj: Obj, requested: int | None) -> int:
+        """Seconds of graceful deletion: only scheduled, still-running pods get any."""
+        if obj.get("kind") != "Pod":
+            return 0
+        spec = obj.get("spec") or {}
+        if not spec.get("nodeName"):
+            return 0
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is None:
+            requested = spec.get("terminationGracePeriodSeconds", 30)
+        return max(int(requested), 0)
+
+    async def delete_collection(self, ctx: Ctx, flt: Filter | None, options: Obj) -> list[Obj]:
+        entries, _, _ = await self.list_entries(ctx, flt)
+        names = [(orjson.loads(e.raw)["metadata"]) for e in entries]
+        results = await asyncio.gather(
+            *(self._delete_in(ctx, m, options) for m in names), return_exceptions=True
+        )
+        out: list[Obj] = []
+        for r in results:
+            if isinstance(r, APIError):
+                if r.code != 404:
+                    raise r
+            elif isinstance(r, BaseException):
+                raise r
+            else:
+                out.append(r)
+        return out
+
+    async def _delete_in(self, ctx: Ctx, meta: Obj, options: Obj) -> Obj:
+        sub = Ctx(ctx.user, meta.get("tenant", ctx.tenant), meta.get("namespace", ""), ctx.dry_run,
+                  ctx.field_manager)
+        obj, _ = await self.delete(sub, meta["name"], options)
+        return obj

@@ -1,0 +1,88 @@
+"""`arktos apiserver`: flags follow kube-apiserver's names where one exists."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+from arktos.cli.logs import setup_logging
+
+
+@click.command()
+@click.option("--etcd-servers", required=True, metavar="URLS",
+              help="Comma-separated etcd client URLs, e.g. http://127.0.0.1:2379.")
+@click.option("--etcd-cafile", type=click.Path(exists=True, dir_okay=False), help="CA bundle for etcd's TLS.")
+@click.option("--etcd-certfile", type=click.Path(exists=True, dir_okay=False), help="Client certificate for etcd.")
+@click.option("--etcd-keyfile", type=click.Path(exists=True, dir_okay=False), help="Client key for etcd.")
+@click.option("--bind-address", default="0.0.0.0", show_default=True, help="Address of the HTTPS port.")
+@click.option("--secure-port", default=6443, show_default=True, type=click.IntRange(0, 65535),
+              help="HTTPS port (needs --tls-cert-file); 0 disables it.")
+@click.option("--tls-cert-file", type=click.Path(exists=True, dir_okay=False), help="Serving certificate (PEM).")
+@click.option("--tls-private-key-file", type=click.Path(exists=True, dir_okay=False), help="Serving key (PEM).")
+@click.option("--client-ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="CA that signs client certificates.")
+@click.option("--insecure-port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="DEVELOPMENT ONLY: plain HTTP port with no authentication; everyone is system:admin. "
+                   "Binds to --insecure-bind-address, which must be a loopback address.")
+@click.option("--insecure-bind-address", default="127.0.0.1", show_default=True,
+              help="Loopback address for --insecure-port.")
+@click.option("--etcd-compaction-interval", default=300.0, show_default=True, type=float,
+              help="Seconds between compactions of etcd history; 0 disables compaction.")
+@click.option("-v", "--v", "verbosity", default=0, type=int, help="Log verbosity (0: warnings and up, 2: info, 4: debug).")
+def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | None, etcd_keyfile: str | None,
+              bind_address: str, secure_port: int, tls_cert_file: str | None, tls_private_key_file: str | None,
+              client_ca_file: str | None, insecure_port: int, insecure_bind_address: str,
+              etcd_compaction_interval: float, verbosity: int) -> None:
+    """Run the API server: the Kubernetes REST API plus Arktos's tenant paths, stored in etcd."""
+    setup_logging(verbosity)
+    if insecure_port and not insecure_bind_address.startswith(("127.", "::1", "localhost")):
+        raise click.UsageError("--insecure-bind-address must be a loopback address: the insecure port has no "
+                               "authentication")
+    if not insecure_port and not tls_cert_file:
+        raise click.UsageError("nothing to serve: give --tls-cert-file/--tls-private-key-file for HTTPS, or "
+                               "--insecure-port for the local development mode")
+    if tls_cert_file and not tls_private_key_file:
+        raise click.UsageError("--tls-cert-file needs --tls-private-key-file")
+    from arktos.apiserver.server import APIServer, ServerConfig
+
+    config = ServerConfig(
+        etcd_servers=[s.strip() for s in etcd_servers.split(",") if s.strip()],
+        etcd_cafile=etcd_cafile, etcd_certfile=etcd_certfile, etcd_keyfile=etcd_keyfile,
+        bind_address=bind_address, secure_port=secure_port if tls_cert_file else 0,
+        tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,
+        insecure_port=insecure_port, insecure_bind_address=insecure_bind_address,
+        compaction_interval=etcd_compaction_interval,
+    )
+    run_forever(APIServer(config))
+
+
+def run_forever(server) -> None:  # noqa: ANN001 - any component with start()/stop()
+    """Run a component until SIGTERM/SIGINT, then stop it cleanly."""
+    log = logging.getLogger("arktos")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await server.start()
+        except Exception as exc:  # noqa: BLE001 - reported in one line, not a traceback
+            log.error("failed to start: %s", exc)
+            await server.stop()
+            sys.exit(1)
+        await stop.wait()
+        log.info("shutting down")
+        await server.stop()
+
+    asyncio.run(main())

@@ -1,0 +1,29 @@
+"""The `arktos` command: one entry point for every component and the toolkit."""
+
+from __future__ import annotations
+
+import click
+
+from arktos import __version__
+from arktos.cli.apiserver import apiserver
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="arktos")
+def cli() -> None:
+    """Arktos: a multi-tenant, scale-out cluster manager that speaks the Kubernetes API.
+
+    Each control-plane component is a subcommand, so the same code runs under
+    `arktos up`, under systemd from the Ansible roles, and in tests.
+    """
+
+
+cli.add_command(apiserver)
+
+
+def main() -> None:
+    cli()
+
+
+def up_main() -> None:
+    cli(["up"])
