@@ -59,3 +59,60 @@ def private_etcd(tmp_path: Path) -> Iterator[EtcdProc]:
     yield e
     e.stop()
     shutil.rmtree(tmp_path / "etcd", ignore_errors=True)
+
+
+@dataclass
+class APIServerProc:
+    proc: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_apiserver(etcd_url: str, log: Path, *extra: str) -> APIServerProc:
+    """Start `arktos apiserver` as its own process and wait until /readyz says ok."""
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    out = open(log, "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arktos", "apiserver", "--etcd-servers", etcd_url, "--insecure-port", str(port),
+         "--secure-port", "0", *extra],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"apiserver exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return APIServerProc(proc, port, log)
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise TimeoutError(f"apiserver not ready in 30s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def apiserver(etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[APIServerProc]:
+    """One API server process over the shared etcd, in the local development mode."""
+    log = tmp_path_factory.mktemp("apiserver") / "apiserver.log"
+    server = start_apiserver(etcd.url, log)
+    yield server
+    server.stop()
+    if server.proc.returncode not in (0, -15):
+        print(log.read_text()[-5000:])

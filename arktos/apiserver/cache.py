@@ -159,6 +159,8 @@ class ResourceCache:
         self.watchers_by: dict[tuple[str, str], set[Watcher]] = {}
         # While a late-registered resource loads, its stream events wait here.
         self.pending: list[WatchEvent] | None = None
+        # In-process observers (the CRD registrar) called with each event.
+        self.listeners: list[Callable[[Event], None]] = []
 
     # -- loading and events -------------------------------------------------
 
@@ -195,6 +197,8 @@ class ResourceCache:
             self.window_start = self.history[0].rv
         self.history.append(event)
         self._dispatch(event)
+        for listener in self.listeners:
+            listener(event)
 
     def _dispatch(self, event: Event) -> None:
         for w in tuple(self.watchers_all):

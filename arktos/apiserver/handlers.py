@@ -284,6 +284,7 @@ class ResourceHandler:
         mode = wants(request)
         if mode == "table":
             body = table(info, [obj], include_object=request.query.get("includeObject", "Metadata"),
+                         printer_columns=info.printer_columns,
                          now=datetime.now(UTC), list_meta={"resourceVersion": obj["metadata"].get("resourceVersion",
                                                                                                    "")})
             return with_warnings(json_response(body, status), ctx)
@@ -328,6 +329,7 @@ class ResourceHandler:
             list_meta["continue"] = cont
         if mode == "table":
             body = table(info, objs, include_object=request.query.get("includeObject", "Metadata"),
+                         printer_columns=info.printer_columns,
                          now=datetime.now(UTC), list_meta=list_meta)
         else:
             body = {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
@@ -412,7 +414,7 @@ class ResourceHandler:
             obj = event["object"]
             if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                 event["object"] = table(info, [obj], include_object=include, now=datetime.now(UTC),
-                                        list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")})
+                                        printer_columns=info.printer_columns, list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")})
             return orjson.dumps(event) + b"\n"
 
         return convert

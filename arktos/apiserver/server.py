@@ -29,6 +29,7 @@ from arktos.api.tenancy import ALL_TENANTS, may_access
 from arktos.apiserver import metrics
 from arktos.apiserver.auth import AlwaysAllow, Attributes, Authenticator, Authorizer, InsecureAuthenticator
 from arktos.apiserver.cache import CacheManager
+from arktos.apiserver.crd import CRDRegistrar
 from arktos.apiserver.handlers import MAX_BODY, ResourceHandler, json_response
 from arktos.apiserver.requestinfo import parse
 from arktos.apiserver.store import Admission, Ctx, GenericStore
@@ -86,6 +87,7 @@ class APIServer:
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task] = []
         self.ready = False
+        self.crds: CRDRegistrar | None = None
 
     def store(self, info: ResourceInfo) -> GenericStore:
         s = self._stores.get(id(info))
@@ -113,6 +115,10 @@ class APIServer:
                 log.warning("waiting for etcd at %s: %s", ",".join(self.config.etcd_servers), exc)
                 await asyncio.sleep(0.2)
         await self.caches.start(self.registry)
+        crd_info = self.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        if crd_info is not None:
+            self.crds = CRDRegistrar(self.registry, self.caches, self.etcd, crd_info)
+            await self.crds.start()
         cfg = self.config
         if cfg.insecure_port:
             runner = web.AppRunner(self.app(InsecureAuthenticator()), access_log=None, handle_signals=False)
@@ -140,6 +146,8 @@ class APIServer:
         self.ready = False
         for t in self._tasks:
             t.cancel()
+        if self.crds:
+            await self.crds.stop()
         for runner in self._runners:
             await runner.cleanup()
         await self.caches.stop()

@@ -6,6 +6,7 @@ import click
 
 from arktos import __version__
 from arktos.cli.apiserver import apiserver
+from arktos.cli.up import down, status, up
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -18,7 +19,8 @@ def cli() -> None:
     """
 
 
-cli.add_command(apiserver)
+for command in (apiserver, up, down, status):
+    cli.add_command(command)
 
 
 def main() -> None:
@@ -26,4 +28,7 @@ def main() -> None:
 
 
 def up_main() -> None:
-    cli(["up"])
+    """`arktos-up`: the same as `arktos up`, for people who know arktos-up.sh."""
+    import sys
+
+    cli(["up", *sys.argv[1:]])

@@ -1,0 +1,137 @@
+"""Serving custom resources: CustomResourceDefinitions become registered kinds.
+
+The registrar follows the CRD watch cache inside the API server (as
+kube-apiserver's apiextensions server does): a new or changed CRD adds its
+served versions to the registry and starts caching them, then marks the CRD
+Established; a deleted CRD stops being served and its objects are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+
+from arktos.api.registry import Registry, ResourceInfo, Scope
+from arktos.api.strategy import Strategy
+from arktos.apiserver.cache import CacheManager, Event
+from arktos.storage.etcd import EtcdStore
+from arktos.storage.keys import resource_prefix
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+class CustomStrategy(Strategy):
+    def __init__(self, status: bool) -> None:
+        self.status_subresource = status
+
+
+def infos_for(crd: Obj) -> list[ResourceInfo]:
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    group = spec.get("group", "")
+    scope = Scope.NAMESPACE if spec.get("scope") == "Namespaced" else Scope.TENANT
+    out = []
+    for version in spec.get("versions") or []:
+        if not version.get("served", True):
+            continue
+        subresources = version.get("subresources") or {}
+        subs = tuple(s for s in ("status", "scale") if s in subresources)
+        schema = ((version.get("schema") or {}).get("openAPIV3Schema")) or {"type": "object",
+                                                                           "x-kubernetes-preserve-unknown-fields": True}
+        info = ResourceInfo(
+            group, version["name"], names.get("kind", ""), names.get("plural", ""), scope,
+            singular=names.get("singular") or names.get("kind", "").lower(),
+            short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
+            subresources=subs, custom_schema=schema,
+        )
+        info.strategy = CustomStrategy("status" in subs)
+        info.printer_columns = version.get("additionalPrinterColumns") or []
+        out.append(info)
+    return out
+
+
+class CRDRegistrar:
+    def __init__(self, registry: Registry, caches: CacheManager, etcd: EtcdStore, crd_info: ResourceInfo) -> None:
+        self.registry = registry
+        self.caches = caches
+        self.etcd = etcd
+        self.crd_info = crd_info
+        self.served: dict[str, list[ResourceInfo]] = {}  # CRD key -> infos
+        self._queue: asyncio.Queue[tuple[str, Obj | None]] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        cache = self.caches.cache_for(self.crd_info)
+        for entry in list(cache.entries.values()):
+            await self._sync(entry.key, orjson.loads(entry.raw))
+        cache.listeners.append(self._on_event)
+        self._task = asyncio.create_task(self._run(), name="crd-registrar")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+
+    def _on_event(self, event: Event) -> None:
+        if event.new is not None:
+            self._queue.put_nowait((event.new.key, orjson.loads(event.new.raw)))
+        elif event.old is not None:
+            self._queue.put_nowait((event.old.key, None))
+
+    async def _run(self) -> None:
+        while True:
+            key, crd = await self._queue.get()
+            try:
+                await self._sync(key, crd)
+            except Exception:
+                log.exception("serving the custom resources of %s failed", key)
+
+    async def _sync(self, key: str, crd: Obj | None) -> None:
+        old = self.served.pop(key, [])
+        new = infos_for(crd) if crd is not None and not crd["metadata"].get("deletionTimestamp") else []
+        new_ids = {(i.group, i.version, i.plural) for i in new}
+        for info in old:
+            if (info.group, info.version, info.plural) not in new_ids:
+                self.registry.remove(info)
+                self.caches.remove_resource(info)
+        for info in new:
+            self.registry.add(info)
+            await self.caches.add_resource(info)
+        if new:
+            self.served[key] = new
+            if crd is not None:
+                await self._mark_established(key, crd)
+        elif crd is None and old:
+            # The definition is gone: so are its objects (kube-apiserver does this through a finalizer).
+            prefix = resource_prefix(old[0].etcd_resource)
+            if not any(i.etcd_resource == old[0].etcd_resource for infos in self.served.values() for i in infos):
+                deleted = await self.etcd.delete_prefix(prefix)
+                log.info("deleted %d objects of the removed custom resource %s", deleted, prefix)
+
+    async def _mark_established(self, key: str, crd: Obj) -> None:
+        status = crd.get("status") or {}
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in status.get("conditions") or []):
+            return
+        from arktos.apiserver.store import now_rfc3339
+
+        now = now_rfc3339()
+        names = (crd.get("spec") or {}).get("names") or {}
+        crd["status"] = {
+            "acceptedNames": names,
+            "storedVersions": [v["name"] for v in crd["spec"].get("versions") or [] if v.get("storage")],
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                 "message": "no conflicts found", "lastTransitionTime": now},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                 "message": "the initial names have been accepted", "lastTransitionTime": now},
+            ],
+        }
+        rv = int(crd["metadata"].pop("resourceVersion"))
+        try:
+            await self.etcd.update(key, orjson.dumps(crd), rv)
+        except Exception as exc:  # noqa: BLE001 - a newer version will come through the watch
+            log.debug("could not mark %s established: %s", key, exc)

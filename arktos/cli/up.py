@@ -1,0 +1,88 @@
+"""`arktos up | down | status`: a cluster on this machine in one command."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+
+from arktos.cluster.local import LocalCluster, UpError
+
+DEFAULT_STATE = os.environ.get("ARKTOS_STATE_DIR", "~/.arktos")
+
+state_option = click.option(
+    "--state-dir", default=DEFAULT_STATE, show_default=True, type=click.Path(file_okay=False, path_type=Path),
+    help="Where the cluster keeps its data, logs, PID files and kubeconfigs ($ARKTOS_STATE_DIR).")
+etcd_port_option = click.option("--etcd-port", default=2379, show_default=True, type=click.IntRange(1, 65535),
+                                help="etcd client port (the peer port is this plus one).")
+api_port_option = click.option("--apiserver-port", default=8080, show_default=True, type=click.IntRange(1, 65535),
+                               help="API server port on 127.0.0.1.")
+
+
+def _cluster(state_dir: Path, etcd_port: int, apiserver_port: int) -> LocalCluster:
+    return LocalCluster(state_dir, etcd_port=etcd_port, etcd_peer_port=etcd_port + 1,
+                        apiserver_port=apiserver_port, echo=lambda m: click.echo(f"  {m}"))
+
+
+@click.command()
+@state_option
+@etcd_port_option
+@api_port_option
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for each component.")
+def up(state_dir: Path, etcd_port: int, apiserver_port: int, timeout: float) -> None:
+    """Bring a local cluster up, or check the one that is already running.
+
+    Components run as detached processes with logs under STATE_DIR/logs.
+    Running `arktos up` again changes nothing on a healthy cluster and
+    resumes a half-started one.
+    """
+    cluster = _cluster(state_dir, etcd_port, apiserver_port)
+    started = time.monotonic()
+    click.secho(f"Bringing up a local Arktos cluster in {cluster.state_dir}", bold=True)
+    try:
+        changed = cluster.up(timeout)
+    except UpError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        raise SystemExit(1) from None
+    verb = "is up" if changed else "was already up; nothing changed"
+    click.secho(f"The cluster {verb} ({time.monotonic() - started:.1f}s).", fg="green", bold=True)
+    click.echo(
+        f"\nUse it with kubectl:\n"
+        f"  export KUBECONFIG={cluster.kubeconfig}\n"
+        f"  kubectl get namespaces\n\n"
+        f"The API server listens on {cluster.server} in the local development mode (loopback only,\n"
+        f"no authentication). Stop the cluster with 'arktos down' (add --purge to delete its data)."
+    )
+
+
+@click.command()
+@state_option
+@etcd_port_option
+@api_port_option
+@click.option("--purge", is_flag=True, help="Also delete the cluster's data, logs and kubeconfigs.")
+def down(state_dir: Path, etcd_port: int, apiserver_port: int, purge: bool) -> None:
+    """Stop every component `arktos up` started (by PID)."""
+    cluster = _cluster(state_dir, etcd_port, apiserver_port)
+    stopped = cluster.down(purge)
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    if purge:
+        click.echo(f"removed {cluster.state_dir}")
+
+
+@click.command()
+@state_option
+@etcd_port_option
+@api_port_option
+def status(state_dir: Path, etcd_port: int, apiserver_port: int) -> None:
+    """Show each component: PID, port, health and log file."""
+    rows = _cluster(state_dir, etcd_port, apiserver_port).status()
+    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
+    click.echo("  ".join(k.upper().ljust(w) for k, w in widths.items()))
+    for r in rows:
+        line = "  ".join(r[k].ljust(w) for k, w in widths.items())
+        color = {"healthy": "green", "unhealthy": "yellow", "stopped": "red"}[r["health"]]
+        click.secho(line, fg=color if click.get_text_stream("stdout").isatty() else None)
+    if any(r["health"] != "healthy" for r in rows):
+        raise SystemExit(1)

@@ -1,0 +1,167 @@
+"""A whole cluster on this machine: what `arktos up`, `down` and `status` manage.
+
+Each component is its own detached process with its own log under the state
+directory, so the cluster outlives the command and `arktos up` on a running
+cluster only checks it.  Starting is idempotent per component: whatever is
+already running (and healthy) is left alone, so a half-started cluster resumes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arktos.cluster import render
+from arktos.cluster.etcd import INSTALL_HINT, EtcdNotFound, etcd_command, find_etcd
+from arktos.cluster.supervisor import Process
+
+
+class UpError(RuntimeError):
+    """A component did not come up; the message names its log."""
+
+
+@dataclass
+class Component:
+    name: str
+    argv: Callable[[], list[str]]
+    port: int
+    health_url: str
+    process: Process
+    log: Path
+
+    def healthy(self, timeout: float = 1.0) -> bool:
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=timeout) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+
+@dataclass
+class LocalCluster:
+    state_dir: Path
+    etcd_port: int = 2379
+    etcd_peer_port: int = 2380
+    apiserver_port: int = 8080
+    echo: Callable[[str], None] = print
+    components: list[Component] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state_dir = self.state_dir.expanduser().resolve()
+        run, logs = self.state_dir / "run", self.state_dir / "logs"
+        self.kubeconfig = self.state_dir / "admin.kubeconfig"
+        self.components = [
+            Component(
+                "etcd",
+                lambda: etcd_command(find_etcd(), str(self.state_dir / "etcd"), self.etcd_port, self.etcd_peer_port),
+                self.etcd_port,
+                f"http://127.0.0.1:{self.etcd_port}/health",
+                Process("etcd", run),
+                logs / "etcd.log",
+            ),
+            Component(
+                "apiserver",
+                lambda: [sys.executable, "-m", "arktos", "apiserver",
+                         "--etcd-servers", f"http://127.0.0.1:{self.etcd_port}",
+                         "--insecure-port", str(self.apiserver_port), "--secure-port", "0", "--v", "2"],
+                self.apiserver_port,
+                f"http://127.0.0.1:{self.apiserver_port}/readyz",
+                Process("apiserver", run),
+                logs / "apiserver.log",
+            ),
+        ]
+
+    @property
+    def server(self) -> str:
+        return f"http://127.0.0.1:{self.apiserver_port}"
+
+    def check_prerequisites(self) -> None:
+        try:
+            find_etcd()
+        except EtcdNotFound:
+            raise UpError(f"etcd is not installed: {INSTALL_HINT}") from None
+
+    def up(self, timeout: float = 30.0) -> bool:
+        """Bring every component up; returns False if everything was already running."""
+        self.check_prerequisites()
+        changed = False
+        for comp in self.components:
+            pid = comp.process.pid()
+            if pid is not None and comp.healthy():
+                self.echo(f"{comp.name} is already running (pid {pid})")
+                continue
+            if pid is not None:
+                # Running but unhealthy: give it a moment, then replace it.
+                if self._wait_healthy(comp, 5.0):
+                    self.echo(f"{comp.name} is already running (pid {pid})")
+                    continue
+                comp.process.stop()
+            self._ensure_port_free(comp)
+            started = time.monotonic()
+            pid = comp.process.start(comp.argv(), comp.log)
+            if not self._wait_healthy(comp, timeout):
+                raise UpError(f"{comp.name} did not become healthy within {timeout:.0f}s; see {comp.log}\n"
+                              + _tail(comp.log))
+            self.echo(f"started {comp.name} (pid {pid}, port {comp.port}) in {time.monotonic() - started:.1f}s")
+            changed = True
+        self.write_kubeconfig()
+        return changed
+
+    def _ensure_port_free(self, comp: Component) -> None:
+        import socket
+
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", comp.port)) == 0:
+                raise UpError(f"port {comp.port} is in use by another program, so {comp.name} cannot start; "
+                              f"free it or pick another port (see 'arktos up --help')")
+
+    def _wait_healthy(self, comp: Component, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if comp.process.pid() is None:
+                return False
+            if comp.healthy(timeout=0.5):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def write_kubeconfig(self) -> None:
+        text = render.render(
+            "kubeconfig.yaml.j2", cluster_name="arktos-local", server=self.server, ca_file=None,
+            user_name="admin", client_cert_file=None, token=None, context_name="arktos-local",
+            tenant="system", namespace=None,
+        )
+        render.write(self.kubeconfig, text, 0o600)
+
+    def down(self, purge: bool = False) -> list[str]:
+        stopped = [c.name for c in reversed(self.components) if c.process.stop()]
+        if purge and self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+        return stopped
+
+    def status(self) -> list[dict[str, str]]:
+        rows = []
+        for comp in self.components:
+            pid = comp.process.pid()
+            rows.append({
+                "component": comp.name,
+                "pid": str(pid) if pid else "-",
+                "port": str(comp.port),
+                "health": ("healthy" if comp.healthy() else "unhealthy") if pid else "stopped",
+                "log": str(comp.log),
+            })
+        return rows
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text)
