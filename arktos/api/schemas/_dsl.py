@@ -9,7 +9,8 @@ braces.  Here each type is a small table, one field per line::
                                           Ports the container listens on.
 
 A line is ``<field> <type> [@flag ...] <description>``; a line indented deeper
-than its neighbours continues the previous description.  Types:
+than its neighbours continues the previous one (flags included, until the
+description starts).  Types:
 
 * scalars ``string int32 int64 bool number bytes``;
 * ``any`` (no type, anything kept) and ``object`` (a free-form object);
@@ -184,7 +185,11 @@ def parse_fields(text: str) -> list[_Field]:
         if line[0].isspace():
             if not out:
                 raise ValueError(f"continuation line with nothing to continue: {line!r}")
-            out[-1].description = f"{out[-1].description} {' '.join(line.split())}".strip()
+            words = line.split()
+            # Flags may wrap onto the next line as long as no description came yet.
+            while words and words[0].startswith("@") and not out[-1].description:
+                out[-1].flags.append(words.pop(0))
+            out[-1].description = f"{out[-1].description} {' '.join(words)}".strip()
             continue
         parts = line.split()
         if len(parts) < 2:
