@@ -133,5 +133,5 @@ class CRDRegistrar:
         rv = int(crd["metadata"].pop("resourceVersion"))
         try:
             await self.etcd.update(key, orjson.dumps(crd), rv)
-        except Exception as exc:  # noqa: BLE001 - a newer version will come through the watch
+        except Exception as exc:
             log.debug("could not mark %s established: %s", key, exc)

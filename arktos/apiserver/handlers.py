@@ -22,7 +22,6 @@ import yaml
 from aiohttp import web
 
 from arktos.api import errors, patch
-from arktos.api.errors import APIError
 from arktos.api.fieldcheck import resolve, unknown_fields
 from arktos.api.registry import ResourceInfo
 from arktos.api.schemas import SCHEMAS
@@ -228,6 +227,17 @@ def check_kind(info: ResourceInfo, obj: Obj, accept: tuple[str, ...] = ()) -> No
         raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({info.kind})")
 
 
+def apply_args(info: ResourceInfo, subresource: str) -> dict[str, Any]:
+    """Field ownership scope: a main-resource write never owns the status of a kind with a status subresource."""
+    ignore = ("status",) if info.strategy.status_subresource and not subresource else ()
+    return {"subresource": subresource, "ignore_fields": ignore}
+
+
+def managed_args(info: ResourceInfo, subresource: str) -> dict[str, Any]:
+    schema = SCHEMAS.get(info.schema_name) if info.custom_schema is None else info.custom_schema
+    return {"schema": schema, "resolve": resolve, **apply_args(info, subresource)}
+
+
 def with_warnings(resp: web.StreamResponse, ctx: Ctx) -> web.StreamResponse:
     for w in ctx.warnings:
         resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
@@ -414,7 +424,8 @@ class ResourceHandler:
             obj = event["object"]
             if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                 event["object"] = table(info, [obj], include_object=include, now=datetime.now(UTC),
-                                        printer_columns=info.printer_columns, list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")})
+                                        printer_columns=info.printer_columns,
+                                        list_meta={"resourceVersion": obj["metadata"].get("resourceVersion", "")})
             return orjson.dumps(event) + b"\n"
 
         return convert
@@ -427,7 +438,8 @@ class ResourceHandler:
         check_fields(request, store.info, obj, ctx)
         ctx.dry_run = dry_run(request)
         ctx.field_manager = request.query.get("fieldManager", "")
-        obj = patch.update_managed_fields(None, obj, self._manager(request, ctx), "Update", now_rfc3339())
+        obj = patch.update_managed_fields(None, obj, self._manager(request, ctx), "Update", now_rfc3339(),
+                                          **managed_args(store.info, ""))
         created = await store.create(ctx, obj)
         return self.render_one(request, store.info, created, ctx, 201)
 
@@ -450,7 +462,7 @@ class ResourceHandler:
         now = now_rfc3339()
 
         def mutate(old: Obj) -> Obj:
-            return patch.update_managed_fields(old, body, manager, "Update", now)
+            return patch.update_managed_fields(old, body, manager, "Update", now, **managed_args(info, ri.subresource))
 
         obj, _ = await store.update(ctx, ri.name, mutate, subresource=ri.subresource)
         return self.render_one(request, info, obj, ctx)
@@ -482,10 +494,12 @@ class ResourceHandler:
                 applied = {**applied}
 
             def apply_mutate(old: Obj) -> Obj:
-                return patch.server_side_apply(old, applied, manager, force, schema, resolve, now)
+                return patch.server_side_apply(old, applied, manager, force, schema, resolve, now,
+                                               **apply_args(info, ri.subresource))
 
             def create_missing() -> Obj:
-                return patch.server_side_apply(None, applied, manager, force, schema, resolve, now)
+                return patch.server_side_apply(None, applied, manager, force, schema, resolve, now,
+                                               **apply_args(info, ri.subresource))
 
             obj, created = await store.update(ctx, ri.name, apply_mutate, subresource=ri.subresource,
                                               create_missing=create_missing if not ri.subresource else None)
@@ -505,7 +519,7 @@ class ResourceHandler:
                 new = patch.strategic_merge_patch(old, body, schema, resolve)
             check_kind(info, new)
             check_fields(request, info, new, ctx)
-            return patch.update_managed_fields(old, new, manager, "Update", now)
+            return patch.update_managed_fields(old, new, manager, "Update", now, **managed_args(info, ri.subresource))
 
         obj, _ = await store.update(ctx, ri.name, mutate, subresource=ri.subresource)
         return self.render_one(request, info, obj, ctx)

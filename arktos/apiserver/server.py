@@ -165,13 +165,13 @@ class APIServer:
                 previous = await self.etcd.current_revision()
             except StorageError as exc:
                 log.warning("etcd compaction failed: %s", exc)
-            except Exception as exc:  # noqa: BLE001 - a failed compaction must not stop the loop
+            except Exception as exc:
                 log.warning("etcd compaction failed: %s", exc)
 
     # -- pipeline --------------------------------------------------------------
 
     @web.middleware
-    async def _errors(self, request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
+    async def _errors(self, request: web.Request, handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except APIError as exc:
@@ -236,7 +236,7 @@ class APIServer:
             text = "ok" if ok else "".join(f"[-]{n} failed\n" for n, c in checks if not c)
         return web.Response(text=text, status=200 if ok else 500, content_type="text/plain")
 
-    async def _authenticate(self, request: web.Request):  # noqa: ANN202
+    async def _authenticate(self, request: web.Request):
         user = await request.app["authenticator"].authenticate(request)
         if user is None:
             raise APIError(401, "Unauthorized", "Unauthorized")
