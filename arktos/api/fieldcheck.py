@@ -20,6 +20,7 @@ from arktos.api.schemas import REF_PREFIX, SCHEMAS
 Schema = dict[str, Any]
 
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+_OBJECT_META_REF: Schema = {"$ref": REF_PREFIX + OBJECT_META}
 
 
 def _component(name: str, schemas: Mapping[str, Schema]) -> Schema:
@@ -78,8 +79,27 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+# Resolved forms of the built-in schema nodes, by identity.  The node itself is
+# kept in the value so its id cannot be reused while the entry exists; only
+# nodes resolved against the built-in table are cached, and those never change.
+_RESOLVED: dict[int, tuple[Schema, Schema]] = {}
+
+
+def _resolved(schema: Schema, table: Mapping[str, Schema]) -> Schema:
+    if table is not SCHEMAS or ("$ref" not in schema and "allOf" not in schema):
+        return resolve(schema, table)
+    hit = _RESOLVED.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    out = resolve(schema, table)
+    if len(_RESOLVED) > 20000:  # custom schemas pass through here too; keep the memo bounded
+        _RESOLVED.clear()
+    _RESOLVED[id(schema)] = (schema, out)
+    return out
+
+
 def _walk(value: Any, schema: Schema, path: str, out: list[str], table: Mapping[str, Schema]) -> None:
-    schema = resolve(schema, table)
+    schema = _resolved(schema, table)
     if isinstance(value, dict):
         if _is_free(schema):
             return
@@ -120,7 +140,7 @@ def unknown_fields(obj: Mapping[str, Any], schema_name: str | Schema,
         props = root.get("properties") or {}
         meta_schema = props.get("metadata")
         if meta_schema is None or "properties" not in resolve(meta_schema, table):
-            meta_schema = {"$ref": REF_PREFIX + OBJECT_META}
+            meta_schema = _OBJECT_META_REF
         wrapped = {**root, "properties": {
             **props,
             "apiVersion": props.get("apiVersion", {"type": "string"}),

@@ -80,7 +80,7 @@ x.model("CustomResourceConversion", "How objects are converted between versions.
     webhook  object  Conversion webhook settings.
 """)
 x.model("CustomResourceDefinitionStatus", "The observed state of a CRD.", """
-    conditions     []CustomResourceDefinitionCondition @keyed:type  Established, NamesAccepted, ...
+    conditions     []CustomResourceDefinitionCondition @map:type  Established, NamesAccepted, ...
     acceptedNames  CustomResourceDefinitionNames  Names actually being served.
     storedVersions []string @atomic  Versions objects have ever been stored in.
     observedGeneration int64  Generation the status was computed from.

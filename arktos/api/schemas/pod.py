@@ -207,7 +207,7 @@ c.model("SecretEnvSource", "A Secret used for environment variables.", """
 c.model("ResourceRequirements", "Compute resources a container (or VM, or pod) requests and may not exceed.", """
     limits   {}Quantity  Maximum amounts, e.g. cpu: 500m, memory: 256Mi.
     requests {}Quantity  Amounts the scheduler reserves; default to the limits when only those are set.
-    claims   []ResourceClaim @keyed:name  Names of the pod's resourceClaims this container uses.
+    claims   []ResourceClaim @map:name  Names of the pod's resourceClaims this container uses.
 """)
 c.model("ResourceClaim", "A reference to one of the pod's resource claims.", """
     name    string @req  Name of an entry in spec.resourceClaims.
