@@ -62,6 +62,8 @@ class ResourceInfo:
     schema_name: str = ""
     # Custom resources only: the CRD's structural schema for this version.
     custom_schema: dict | None = field(default=None, repr=False)
+    # Custom resources only: the CRD version's additionalPrinterColumns.
+    printer_columns: list[dict] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if not self.singular:

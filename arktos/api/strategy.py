@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from arktos.api.errors import FieldError
+from arktos.api.validation import NameValidator, name_is_dns_subdomain
 
 Obj = dict[str, Any]
 
@@ -24,6 +25,8 @@ class Strategy:
     tracks_generation: bool = True
     # Extra field-selector names this kind supports beyond the metadata ones.
     field_names: tuple[str, ...] = ()
+    # The kind's rule for metadata.name (most kinds: a DNS-1123 subdomain).
+    name_validator: NameValidator = staticmethod(name_is_dns_subdomain)  # type: ignore[assignment]
 
     def default(self, obj: Obj) -> None:
         """Fill defaults in place, on create and update alike."""

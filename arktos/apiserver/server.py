@@ -20,9 +20,9 @@ from aiohttp import web
 
 from arktos import __version__
 from arktos.api import errors
-from arktos.api.discovery import api_group_list, api_resource_list, api_versions
+from arktos.api.discovery import api_group, api_group_list, api_resource_list, api_versions
 from arktos.api.errors import APIError
-from arktos.api.openapi import v3_document, v3_index
+from arktos.api.openapi import v2_body, v3_index, v3_path_body
 from arktos.api.registry import Registry, ResourceInfo
 from arktos.api.resources import builtin_registry
 from arktos.api.tenancy import ALL_TENANTS, may_access
@@ -200,22 +200,19 @@ class APIServer:
             return json_response(version_info())
         if path == "/metrics":
             return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
-        if path == "/openapi/v3" or path == "/openapi/v3/":
+        if path in ("/openapi/v3", "/openapi/v3/"):
             return json_response(v3_index(self.registry))
         if path.startswith("/openapi/v3/"):
-            gv = path[len("/openapi/v3/"):]
-            parts = gv.split("/")
-            if parts[0] == "api" and len(parts) == 2:
-                group, version = "", parts[1]
-            elif parts[0] == "apis" and len(parts) == 3:
-                group, version = parts[1], parts[2]
-            else:
-                raise APIError(404, "NotFound", f"no OpenAPI document for {gv}")
-            if version not in self.registry.groups().get(group, []):
-                raise APIError(404, "NotFound", f"no OpenAPI document for {gv}")
-            return json_response(v3_document(self.registry, group, version),
-                                 headers={"Cache-Control": "public, immutable"}
-                                 if "hash" in request.query else None)
+            found = v3_path_body(self.registry, path[len("/openapi/v3/"):])
+            if found is None:
+                raise APIError(404, "NotFound", f"no OpenAPI document at {path}")
+            body, digest = found
+            immutable = request.query.get("hash") == digest
+            return web.Response(body=body, content_type="application/json", headers={
+                "Cache-Control": "public, immutable" if immutable else "no-cache, private", "Etag": f'"{digest}"'})
+        if path == "/openapi/v2":
+            body, content_type, etag = v2_body(self.registry, request.headers.get("Accept", ""))
+            return web.Response(body=body, headers={"Content-Type": content_type, "Etag": f'"{etag}"'})
         raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
 
     async def _health(self, request: web.Request, path: str) -> web.StreamResponse:
@@ -248,7 +245,7 @@ class APIServer:
         parts = [p for p in path.split("/") if p]
         # Discovery: /api, /apis, /api/v1, /apis/{g}, /apis/{g}/{v}
         if parts == ["api"]:
-            return json_response(api_versions())
+            return json_response(api_versions(self.registry))
         if parts == ["apis"]:
             return json_response(api_group_list(self.registry))
         if len(parts) == 2 and parts[0] == "api":
@@ -256,12 +253,10 @@ class APIServer:
                 raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
             return json_response(api_resource_list(self.registry, "", parts[1]))
         if len(parts) == 2 and parts[0] == "apis":
-            groups = api_group_list(self.registry)["groups"]
-            for g in groups:
-                if g["name"] == parts[1]:
-                    return json_response({"kind": "APIGroup", "apiVersion": "v1", **{
-                        k: v for k, v in g.items() if k != "kind"}})
-            raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+            group = api_group(self.registry, parts[1])
+            if group is None:
+                raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+            return json_response(group)
         if len(parts) == 3 and parts[0] == "apis":
             if parts[2] not in self.registry.groups().get(parts[1], []):
                 raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")

@@ -221,7 +221,8 @@ class GenericStore:
             meta["name"] = generate + "".join(random.choices(GENERATE_ALPHABET, k=5))
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
-        errs = validate_object_meta(meta, namespaced=info.scope.namespaced, tenanted=info.scope.tenanted)
+        errs = validate_object_meta(meta, namespaced=info.scope.namespaced, tenanted=info.scope.tenanted,
+                                    name_validator=self.strategy.name_validator)
         errs += self.strategy.validate(obj)
         if errs:
             raise self._invalid(meta.get("name") or meta.get("generateName", ""), errs)
@@ -348,9 +349,8 @@ class GenericStore:
         strategy.default(new)
         errs = validate_object_meta_update(new["metadata"], old["metadata"])
         if not errs:
-            errs = validate_object_meta(
-                new["metadata"], namespaced=info.scope.namespaced, tenanted=info.scope.tenanted
-            )
+            errs = validate_object_meta(new["metadata"], namespaced=info.scope.namespaced,
+                                        tenanted=info.scope.tenanted, name_validator=strategy.name_validator)
         errs += strategy.validate_update(new, old)
         if errs:
             raise self._invalid(old["metadata"]["name"], errs)

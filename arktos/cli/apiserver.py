@@ -32,7 +32,8 @@ from arktos.cli.logs import setup_logging
               help="Loopback address for --insecure-port.")
 @click.option("--etcd-compaction-interval", default=300.0, show_default=True, type=float,
               help="Seconds between compactions of etcd history; 0 disables compaction.")
-@click.option("-v", "--v", "verbosity", default=0, type=int, help="Log verbosity (0: warnings and up, 2: info, 4: debug).")
+@click.option("-v", "--v", "verbosity", default=0, type=int,
+              help="Log verbosity (0: warnings and up, 2: info, 4: debug).")
 def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | None, etcd_keyfile: str | None,
               bind_address: str, secure_port: int, tls_cert_file: str | None, tls_private_key_file: str | None,
               client_ca_file: str | None, insecure_port: int, insecure_bind_address: str,
@@ -60,7 +61,7 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
     run_forever(APIServer(config))
 
 
-def run_forever(server) -> None:  # noqa: ANN001 - any component with start()/stop()
+def run_forever(server) -> None:
     """Run a component until SIGTERM/SIGINT, then stop it cleanly."""
     log = logging.getLogger("arktos")
     try:
@@ -77,7 +78,7 @@ def run_forever(server) -> None:  # noqa: ANN001 - any component with start()/st
             loop.add_signal_handler(sig, stop.set)
         try:
             await server.start()
-        except Exception as exc:  # noqa: BLE001 - reported in one line, not a traceback
+        except Exception as exc:
             log.error("failed to start: %s", exc)
             await server.stop()
             sys.exit(1)

@@ -24,7 +24,7 @@ def _env(folder: str) -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - YAML and unit files, not HTML
+        autoescape=False,
     )
 
 

@@ -8,6 +8,7 @@ signals a stranger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -91,7 +92,5 @@ class Process:
 
 def _reap(pid: int) -> None:
     """Collect our own child if it was started by this very process (tests do that)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -91,7 +91,7 @@ def _endpoint(url: str) -> str:
     return url
 
 
-def _kv(kv) -> KV:  # noqa: ANN001 - protobuf KeyValue
+def _kv(kv) -> KV:
     return KV(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision)
 
 
@@ -132,7 +132,7 @@ class EtcdStore:
         except (EtcdError, grpc.aio.AioRpcError, TimeoutError) as exc:
             raise StorageUnavailable(f"etcd {','.join(self.servers)} is unreachable: {exc}") from exc
 
-    async def _call(self, coro):  # noqa: ANN001, ANN202
+    async def _call(self, coro):
         try:
             return await coro
         except (EtcdConnectionError, TimeoutError) as exc:
@@ -231,6 +231,11 @@ class EtcdStore:
         if not prev:
             raise NotFound(key)
         return resp.header.revision, _kv(prev[0])
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under `prefix`; returns how many went."""
+        resp = await self._call(self._kv.delete(prefix, range_end=prefix_end(prefix), timeout=self._timeout))
+        return resp.deleted
 
     async def compact(self, revision: int) -> None:
         await self._call(self._kv.compact(revision, physical=True, timeout=self._timeout))

@@ -149,7 +149,8 @@ def test_apply_twice_then_server_side_and_scale(kubectl, namespace):
     out = kubectl("apply", "--server-side", "-n", namespace, "-f", "-",
                   input=ssa.replace("replicas: 4", "replicas: 6")).stdout
     assert "serverside-applied" in out
-    obj = json.loads(kubectl("get", "deploy", "web-ssa", "-n", namespace, "-o", "json").stdout)
+    obj = json.loads(kubectl("get", "deploy", "web-ssa", "-n", namespace, "-o", "json",
+                             "--show-managed-fields").stdout)
     assert obj["spec"]["replicas"] == 6
     assert any(m["manager"] == "kubectl" and m["operation"] == "Apply" for m in obj["metadata"]["managedFields"])
 
