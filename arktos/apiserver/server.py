@@ -25,7 +25,7 @@ from arktos.api.errors import APIError
 from arktos.api.openapi import v2_body, v3_index, v3_path_body
 from arktos.api.registry import Registry, ResourceInfo
 from arktos.api.resources import builtin_registry
-from arktos.api.tenancy import ALL_TENANTS, may_access
+from arktos.api.tenancy import ALL_TENANTS, SYSTEM_TENANT, may_access
 from arktos.apiserver import metrics
 from arktos.apiserver.auth import AlwaysAllow, Attributes, Authenticator, Authorizer, InsecureAuthenticator
 from arktos.apiserver.cache import CacheManager
@@ -38,6 +38,7 @@ from arktos.storage.etcd import EtcdStore, StorageError
 log = logging.getLogger("arktos.apiserver")
 
 KUBE_MINOR = "30"
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 def version_info() -> dict[str, str]:
@@ -119,6 +120,7 @@ class APIServer:
         if crd_info is not None:
             self.crds = CRDRegistrar(self.registry, self.caches, self.etcd, crd_info)
             await self.crds.start()
+        await self._bootstrap()
         cfg = self.config
         if cfg.insecure_port:
             runner = web.AppRunner(self.app(InsecureAuthenticator()), access_log=None, handle_signals=False)
@@ -141,6 +143,25 @@ class APIServer:
         if cfg.compaction_interval > 0:
             self._tasks.append(asyncio.create_task(self._compact_loop(), name="compactor"))
         self.ready = True
+
+    async def _bootstrap(self) -> None:
+        """Make sure the system tenant and its standard namespaces exist, as kube-apiserver does.
+
+        Several API servers may race here; AlreadyExists is the expected outcome for all but one.
+        """
+        from arktos.apiserver.auth import INSECURE_USER
+
+        wanted = [("tenants", "", {"metadata": {"name": SYSTEM_TENANT}})] + [
+            ("namespaces", SYSTEM_TENANT, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES]
+        for plural, tenant, obj in wanted:
+            info = self.registry.get("", "v1", plural)
+            assert info is not None
+            try:
+                await self.store(info).create(Ctx(INSECURE_USER, tenant), obj)
+                log.info("created %s %s", info.singular, obj["metadata"]["name"])
+            except APIError as exc:
+                if exc.code != 409:
+                    raise
 
     async def stop(self) -> None:
         self.ready = False

@@ -1,0 +1,72 @@
+"""`arktos up`, `status` and `down` as a user runs them: real processes, real ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from arktos.cluster.etcd import free_port
+from tests.e2e.conftest import kubectl_binary
+
+
+def arktos(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "arktos", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
+    state = tmp_path / "cluster"
+    etcd_port, api_port = free_port(), free_port()
+    while etcd_port + 1 == api_port:
+        api_port = free_port()
+    opts = ["--state-dir", str(state), "--etcd-port", str(etcd_port), "--apiserver-port", str(api_port)]
+    try:
+        first = arktos("up", *opts)
+        assert first.returncode == 0, first.stderr + first.stdout
+        assert "started etcd" in first.stdout and "started apiserver" in first.stdout
+        kubeconfig = state / "admin.kubeconfig"
+        assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        got = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc"), "get", "namespaces",
+                              "-o", "name"], capture_output=True, text=True, env=env, timeout=60)
+        assert got.returncode == 0, got.stderr
+        assert got.stdout.split() == ["namespace/default", "namespace/kube-public", "namespace/kube-system"]
+
+        pids = {p.name: p.read_text().split()[0] for p in (state / "run").glob("*.pid")}
+        again = arktos("up", *opts)
+        assert again.returncode == 0 and "nothing changed" in again.stdout
+        assert {p.name: p.read_text().split()[0] for p in (state / "run").glob("*.pid")} == pids
+
+        status = arktos("status", *opts)
+        assert status.returncode == 0 and status.stdout.count("healthy") == 2
+
+        # A half-started cluster resumes: kill the API server, `up` brings back only that.
+        os.kill(int(pids["apiserver.pid"]), 9)
+        resumed = arktos("up", *opts)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "started apiserver" in resumed.stdout and "etcd is already running" in resumed.stdout
+    finally:
+        down = arktos("down", "--purge", *opts)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not listening(etcd_port) and not listening(api_port)
+    assert not state.exists()
+    assert arktos("status", *opts).returncode == 1
+
+
+def test_up_reports_a_busy_port_in_one_line(tmp_path: Path):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        result = arktos("up", "--state-dir", str(tmp_path / "c"), "--etcd-port", str(busy),
+                        "--apiserver-port", str(free_port()))
+    assert result.returncode == 1
+    assert f"port {busy} is in use" in result.stderr and "Traceback" not in result.stderr
+    arktos("down", "--purge", "--state-dir", str(tmp_path / "c"), "--etcd-port", str(busy))
