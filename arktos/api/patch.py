@@ -278,6 +278,22 @@ class _Schemas:
         return self.view(view.get("items")) if view else None
 
 
+_SHARED: dict[Any, _Schemas] = {}
+
+
+def _shared_schemas(resolve: Resolve | None) -> _Schemas:
+    """One view cache per resolver, kept across requests.
+
+    Schemas are long-lived (built-in ones for the process, a CRD's until it is
+    replaced by a new dict), so resolving each node once per process instead
+    of once per request takes this off the write path.
+    """
+    cached = _SHARED.get(resolve)
+    if cached is None:
+        cached = _SHARED[resolve] = _Schemas(resolve)
+    return cached
+
+
 def _strategies(view: Schema | None) -> set[str]:
     raw = view.get("x-kubernetes-patch-strategy") if view else None
     if not isinstance(raw, str):
@@ -605,7 +621,7 @@ def strategic_merge_patch(doc: Obj, patch: Any, schema: Schema | None, resolve: 
     """
     if not isinstance(patch, dict):
         raise bad_request(f"strategic merge patch must be a JSON object, not {_type_name(patch)}")
-    schemas = _Schemas(resolve)
+    schemas = _shared_schemas(resolve)
     root = schemas.view(schema) if schema is not None else None
     base = _copy(doc) if isinstance(doc, dict) else {}
     try:
@@ -1248,7 +1264,7 @@ def server_side_apply(
             raise bad_request(f"Incorrect kind specified in apply patch: {kind}, expected: {live['kind']}")
 
     ignore = tuple(ignore_fields)
-    schemas = _Schemas(resolve)
+    schemas = _shared_schemas(resolve)
     root = schemas.view(schema) if schema is not None else None
     fields = _Fields(schemas)
 
@@ -1366,7 +1382,7 @@ def update_managed_fields(
     now = now or _now()
     manager = manager or "unknown"
     ignore = tuple(ignore_fields)
-    schemas = _Schemas(resolve)
+    schemas = _shared_schemas(resolve)
     root = schemas.view(schema) if schema is not None else None
     fields = _Fields(schemas)
 

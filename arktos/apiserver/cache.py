@@ -154,7 +154,9 @@ class ResourceCache:
         self.prefix = resource_prefix(info.etcd_resource)
         self.entries: dict[str, Entry] = {}
         self._sorted: list[str] | None = None
-        self.history: deque[Event] = deque(maxlen=HISTORY)
+        # Recent events in revision order; trimmed to HISTORY in amortized batches so a
+        # resuming watcher finds its start by bisection.
+        self.history: list[Event] = []
         self.window_start = 0  # watches may resume from any revision >= this
         self.watchers_all: set[Watcher] = set()
         self.watchers_by: dict[tuple[str, str], set[Watcher]] = {}
@@ -194,9 +196,10 @@ class ResourceCache:
                 self._sorted = None
             self.entries[ev.key] = new
             event = Event(ev.revision, new, old)
-        if len(self.history) == self.history.maxlen:
-            self.window_start = self.history[0].rv
         self.history.append(event)
+        if len(self.history) >= 2 * HISTORY:
+            del self.history[:-HISTORY]
+            self.window_start = self.history[0].rv - 1
         self._dispatch(event)
         for listener in self.listeners:
             listener(event)
@@ -260,9 +263,9 @@ class ResourceCache:
             for entry in self.select(prefix, flt)[0]:
                 w.push(b'{"type":"ADDED","object":' + entry.raw + b"}\n")
         else:
-            for event in self.history:
-                if event.rv > since:
-                    w.send(event)
+            history = self.history
+            for i in range(bisect.bisect_right(history, since, key=_rv), len(history)):
+                w.send(history[i])
         if index is None:
             self.watchers_all.add(w)
         else:
@@ -426,6 +429,10 @@ class CacheManager:
         revision = await self.store.current_revision()
         if not await self.wait_for(revision, wait):
             raise timeout(f"the watch cache did not reach revision {revision} within {wait:.0f}s")
+
+
+def _rv(event: Event) -> int:
+    return event.rv
 
 
 def _resource_of(key: str) -> str:

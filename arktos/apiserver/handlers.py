@@ -27,6 +27,7 @@ from arktos.api.registry import ResourceInfo
 from arktos.api.schemas import SCHEMAS
 from arktos.api.selectors import parse_field_selector, parse_label_selector
 from arktos.api.tables import table
+from arktos.apiserver import metrics
 from arktos.apiserver.cache import Entry, Filter
 from arktos.apiserver.requestinfo import RequestInfo
 from arktos.apiserver.store import Ctx, GenericStore, now_rfc3339
@@ -115,14 +116,20 @@ def decode_object(data: bytes, content_type: str) -> Obj:
 
 
 def encode_list(info: ResourceInfo, entries: list[Entry], revision: int, continue_token: str = "") -> bytes:
+    """A List body from pre-encoded items: one join, no re-serialisation."""
     meta = b'{"resourceVersion":"' + str(revision).encode() + b'"'
     if continue_token:
         meta += b',"continue":"' + continue_token.encode() + b'"'
-    meta += b"}"
-    return (
-        b'{"kind":"' + info.list_kind.encode() + b'","apiVersion":"' + info.api_version.encode()
-        + b'","metadata":' + meta + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
-    )
+    head = (b'{"kind":"' + info.list_kind.encode() + b'","apiVersion":"' + info.api_version.encode()
+            + b'","metadata":' + meta + b'},"items":[')
+    parts = [head]
+    for e in entries:
+        parts.append(e.raw)
+        parts.append(b",")
+    if entries:
+        parts.pop()
+    parts.append(b"]}")
+    return b"".join(parts)
 
 
 def encode_continue(revision: int, start: str) -> str:
@@ -369,6 +376,10 @@ class ResourceHandler:
             if not await caches.wait_for(since):
                 raise errors.timeout(f"Too large resource version: {since}, current: {caches.revision}")
         watcher = store.cache.add_watcher(store.prefix(ctx), flt, index, since, caches.revision)
+        gauge = metrics.WATCHERS.labels(info.group, info.plural)
+        sent_events = metrics.WATCH_EVENTS.labels(info.group, info.plural)
+        sent_bytes = metrics.WATCH_EVENT_BYTES.labels(info.group, info.plural)
+        gauge.inc()
         resp = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
         try:
@@ -382,7 +393,10 @@ class ResourceHandler:
                     watcher.buf.clear()
                     if convert is not None:
                         frames = [convert(f) for f in frames]
-                    await resp.write(b"".join(frames))
+                    data = b"".join(frames)
+                    await resp.write(data)
+                    sent_events.inc(len(frames))
+                    sent_bytes.inc(len(data))
                     continue
                 if watcher.closed:
                     break
@@ -395,7 +409,8 @@ class ResourceHandler:
                 watcher.wake.clear()
                 if not watcher.buf and not watcher.closed:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(watcher.wake.wait(), wait)
+                        async with asyncio.timeout(wait):
+                            await watcher.wake.wait()
                 if bookmarks and time.monotonic() >= next_bookmark and not watcher.buf:
                     await resp.write(self._bookmark(info, caches.revision))
                     next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
@@ -408,6 +423,7 @@ class ResourceHandler:
             pass
         finally:
             watcher.close()
+            gauge.dec()
         return resp
 
     @staticmethod
