@@ -324,3 +324,50 @@ async def test_discovery_health_version_metrics(http):
         text = await r.text()
     assert 'apiserver_request_total{' in text and 'resource="pods"' in text
     assert "apiserver_request_duration_seconds_bucket" in text
+
+
+async def test_node_watch_sees_only_its_pods_appear_when_bound(http):
+    t = uniq("tn")
+    await make_tenant_ns(http, t, "ns")
+    base = f"/api/v1/tenants/{t}/namespaces/ns/pods"
+    node_a, node_b = uniq("na"), uniq("nb")
+    async with http.get(f"/api/v1/tenants/all/pods?watch=1&fieldSelector=spec.nodeName%3D{node_a}"
+                        "&timeoutSeconds=5") as watch_a, \
+            http.get(f"/api/v1/tenants/all/pods?watch=1&fieldSelector=spec.nodeName%3D{node_b}"
+                     "&timeoutSeconds=2") as watch_b:
+        for name, node in (("pa", node_a), ("pb", node_b), ("pa2", node_a)):
+            code, _ = await call(http, "POST", base, pod(name))
+            assert code == 201
+            code, _ = await call(http, "POST", f"{base}/{name}/binding", {"target": {"kind": "Node", "name": node}})
+            assert code == 201
+        code, _ = await call(http, "DELETE", f"{base}/pa", {"gracePeriodSeconds": 0})
+        assert code == 200
+        seen_a = []
+        async for line in watch_a.content:
+            event = orjson.loads(line)
+            seen_a.append((event["type"], event["object"]["metadata"]["name"]))
+            if len(seen_a) == 3:
+                break
+        # node B's watch ends by its timeout; everything it got is in the body
+        body_b = await watch_b.content.read()
+        seen_b = [(e["type"], e["object"]["metadata"]["name"]) for e in map(orjson.loads, body_b.splitlines())]
+    # Binding turns an unscheduled pod into one of the node's: the node's watch sees it ADDED.
+    assert seen_a == [("ADDED", "pa"), ("ADDED", "pa2"), ("DELETED", "pa")]
+    assert seen_b == [("ADDED", "pb")]
+
+
+async def test_generate_name_and_delete_collection(http):
+    t = uniq("tg")
+    await make_tenant_ns(http, t, "ns")
+    base = f"/api/v1/tenants/{t}/namespaces/ns/configmaps"
+    names = set()
+    for _ in range(5):
+        code, body = await call(http, "POST", base, {"metadata": {"generateName": "job-", "labels": {"batch": "1"}}})
+        assert code == 201 and body["metadata"]["name"].startswith("job-") and len(body["metadata"]["name"]) == 9
+        names.add(body["metadata"]["name"])
+    assert len(names) == 5
+    await call(http, "POST", base, {"metadata": {"name": "keep", "labels": {"batch": "2"}}})
+    code, body = await call(http, "DELETE", f"{base}?labelSelector=batch%3D1")
+    assert code == 200 and {i["metadata"]["name"] for i in body["items"]} == names
+    code, body = await call(http, "GET", base)
+    assert [i["metadata"]["name"] for i in body["items"]] == ["keep"]
