@@ -27,6 +27,7 @@ from arktos.api.registry import Registry, ResourceInfo
 from arktos.api.resources import builtin_registry
 from arktos.api.tenancy import ALL_TENANTS, SYSTEM_TENANT, may_access
 from arktos.apiserver import metrics
+from arktos.apiserver.admission import default_admission
 from arktos.apiserver.auth import AlwaysAllow, Attributes, Authenticator, Authorizer, InsecureAuthenticator
 from arktos.apiserver.cache import CacheManager
 from arktos.apiserver.crd import CRDRegistrar
@@ -81,6 +82,7 @@ class APIServer:
         self.etcd = EtcdStore(config.etcd_servers, ca_file=config.etcd_cafile, cert_file=config.etcd_certfile,
                               key_file=config.etcd_keyfile)
         self.caches = CacheManager(self.etcd)
+        self.admission: list[Admission] = config.admission or default_admission(self.caches, self.etcd)
         self.authenticator: Authenticator = config.authenticator or InsecureAuthenticator()
         self.authorizer: Authorizer = config.authorizer or AlwaysAllow()
         self._stores: dict[int, GenericStore] = {}
@@ -93,7 +95,7 @@ class APIServer:
     def store(self, info: ResourceInfo) -> GenericStore:
         s = self._stores.get(id(info))
         if s is None:
-            s = self._stores[id(info)] = GenericStore(info, self.etcd, self.caches, self.config.admission)
+            s = self._stores[id(info)] = GenericStore(info, self.etcd, self.caches, self.admission)
         return s
 
     # -- lifecycle -----------------------------------------------------------

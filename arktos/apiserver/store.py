@@ -221,12 +221,13 @@ class GenericStore:
             meta["name"] = generate + "".join(random.choices(GENERATE_ALPHABET, k=5))
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
+        # Admission may mutate (service account defaulting), so validation comes after it.
+        await self._admit("CREATE", ctx, obj, None)
         errs = validate_object_meta(meta, namespaced=info.scope.namespaced, tenanted=info.scope.tenanted,
                                     name_validator=self.strategy.name_validator)
         errs += self.strategy.validate(obj)
         if errs:
             raise self._invalid(meta.get("name") or meta.get("generateName", ""), errs)
-        await self._admit("CREATE", ctx, obj, None)
         if ctx.dry_run:
             return obj
         for attempt in range(5):

@@ -371,3 +371,24 @@ async def test_generate_name_and_delete_collection(http):
     assert code == 200 and {i["metadata"]["name"] for i in body["items"]} == names
     code, body = await call(http, "GET", base)
     assert [i["metadata"]["name"] for i in body["items"]] == ["keep"]
+
+
+async def test_admission_tenant_and_namespace_lifecycle(http):
+    t = uniq("tl")
+    code, body = await call(http, "POST", f"/api/v1/tenants/{t}/namespaces", {"metadata": {"name": "ns"}})
+    assert code == 404 and body["reason"] == "NotFound" and f'tenants "{t}"' in body["message"]
+    await make_tenant_ns(http, t, "ns")
+    code, body = await call(http, "POST", f"/api/v1/tenants/{t}/namespaces/nope/pods", pod("p"))
+    assert code == 404 and 'namespaces "nope" not found' in body["message"]
+    code, created = await call(http, "POST", f"/api/v1/tenants/{t}/namespaces/ns/pods", pod("p"))
+    assert code == 201 and created["spec"]["serviceAccountName"] == "default"
+    # a namespace holding a finalizer stays Terminating; nothing new may be created in it
+    code, body = await call(http, "DELETE", f"/api/v1/tenants/{t}/namespaces/ns")
+    assert code == 202 and body["status"]["phase"] == "Terminating"
+    code, body = await call(http, "POST", f"/api/v1/tenants/{t}/namespaces/ns/pods", pod("late"))
+    assert code == 403 and "being terminated" in body["message"]
+    # the standard namespaces and the system tenant cannot be deleted
+    code, body = await call(http, "DELETE", "/api/v1/namespaces/kube-system")
+    assert code == 403 and body["reason"] == "Forbidden"
+    code, body = await call(http, "DELETE", "/api/v1/tenants/system")
+    assert code == 403

@@ -1,0 +1,96 @@
+"""Admission: checks every write passes after authorization and before storage.
+
+TenantExists and NamespaceLifecycle read tenants and namespaces from the
+watch cache, falling back to etcd on a miss: a namespace created a
+millisecond ago may not be in the cache yet, and refusing a pod for that
+would be a false "not found".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from arktos.api import errors
+from arktos.api.registry import ResourceInfo
+from arktos.api.tenancy import SYSTEM_TENANT
+from arktos.apiserver.cache import CacheManager
+from arktos.apiserver.store import Ctx
+from arktos.storage.etcd import EtcdStore
+from arktos.storage.keys import object_key
+
+Obj = dict[str, Any]
+
+# Namespaces every tenant needs; deleting them would break the tenant (Arktos had this bug).
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+
+
+class Lifecycle:
+    """TenantExists + NamespaceLifecycle + protection of the system objects."""
+
+    def __init__(self, caches: CacheManager, etcd: EtcdStore) -> None:
+        self.caches = caches
+        self.etcd = etcd
+
+    async def _lookup(self, resource: str, tenant: str, name: str) -> Obj | None:
+        key = object_key(resource, tenant, "", name)
+        cache = self.caches.caches.get(resource)
+        entry = cache.entries.get(key) if cache is not None else None
+        if entry is not None:
+            return orjson.loads(entry.raw)
+        kv = await self.etcd.get(key)
+        return orjson.loads(kv.value) if kv is not None else None
+
+    async def __call__(self, op: str, info: ResourceInfo, ctx: Ctx, obj: Obj | None, old: Obj | None) -> None:
+        if op == "DELETE":
+            self._check_delete(info, ctx, old)
+            return
+        if op != "CREATE" or not info.scope.tenanted:
+            return
+        tenant = await self._lookup("tenants", "", ctx.tenant)
+        if tenant is None:
+            raise errors.not_found("tenants", ctx.tenant)
+        if _terminating(tenant):
+            raise errors.forbidden_error(
+                f"unable to create new content in tenant {ctx.tenant} because it is being terminated",
+                info.plural, (obj or {}).get("metadata", {}).get("name", ""), info.group)
+        if not info.scope.namespaced:
+            return
+        namespace = (obj or {}).get("metadata", {}).get("namespace") or ctx.namespace
+        ns = await self._lookup("namespaces", ctx.tenant, namespace)
+        if ns is None:
+            raise errors.not_found("namespaces", namespace)
+        if _terminating(ns) and info.kind != "Event":
+            raise errors.forbidden_error(
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+                info.plural, (obj or {}).get("metadata", {}).get("name", ""), info.group)
+
+    def _check_delete(self, info: ResourceInfo, ctx: Ctx, old: Obj | None) -> None:
+        if old is None or info.group:
+            return
+        name = old.get("metadata", {}).get("name")
+        if info.kind == "Namespace" and name in PROTECTED_NAMESPACES:
+            raise errors.forbidden_error(f'namespace "{name}" is required by the tenant and cannot be deleted',
+                                         "namespaces", name)
+        if info.kind == "Tenant" and name == SYSTEM_TENANT:
+            raise errors.forbidden_error("the system tenant cannot be deleted", "tenants", name)
+
+
+def _terminating(obj: Obj) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp")) or (
+        (obj.get("status") or {}).get("phase") == "Terminating")
+
+
+async def service_account_default(op: str, info: ResourceInfo, ctx: Ctx, obj: Obj | None, old: Obj | None) -> None:
+    """Pods run as their namespace's `default` service account unless they name one."""
+    if op != "CREATE" or info.kind != "Pod" or info.group or obj is None:
+        return
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and not spec.get("serviceAccountName"):
+        spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
+        spec["serviceAccount"] = spec["serviceAccountName"]
+
+
+def default_admission(caches: CacheManager, etcd: EtcdStore) -> list:
+    return [Lifecycle(caches, etcd), service_account_default]
