@@ -70,6 +70,16 @@ class Strategy:
             k: v for k, v in old.items() if k not in ("metadata", "status")
         }
 
+    # True for Namespace and Tenant: their spec.finalizers also hold deletion back,
+    # until their controller has emptied them and called the finalize subresource.
+    spec_finalizers: bool = False
+
+    def deletion_held(self, obj: Obj) -> bool:
+        """Whether finalizers keep a deleted object stored (so it only gets a deletionTimestamp)."""
+        if obj.get("metadata", {}).get("finalizers"):
+            return True
+        return self.spec_finalizers and bool((obj.get("spec") or {}).get("finalizers"))
+
     def fields(self, obj: Obj) -> dict[str, str]:
         """Values of the kind-specific selectable fields (see `field_names`)."""
         return {}

@@ -621,10 +621,7 @@ class ResourceHandler:
             want_rv = (body.get("metadata") or {}).get("resourceVersion")
             if want_rv:
                 old["metadata"]["resourceVersion"] = want_rv
-            if old["metadata"].get("deletionTimestamp") and not finalizers and not old["metadata"].get(
-                    "finalizers"):
-                # Nothing holds it any more: the store deletes it on this write.
-                old["metadata"]["finalizers"] = []
+            # When nothing holds a deleted object any more, the store deletes it on this write.
             return old
 
         obj, _ = await store.update(ctx, ri.name, mutate, subresource="finalize")

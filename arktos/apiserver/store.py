@@ -294,7 +294,7 @@ class GenericStore:
             await self._admit("UPDATE", ctx, new, old)
             if ctx.dry_run:
                 return new, False
-            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") and (
+            if new["metadata"].get("deletionTimestamp") and not self.strategy.deletion_held(new) and (
                 not self._graceful_pending(new)
             ):
                 # The last finalizer went away from an object being deleted: it goes now.
@@ -413,9 +413,9 @@ class GenericStore:
             elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
                 finalizers.append("foregroundDeletion")
             graceful = self._grace_period(obj, grace)
-            if finalizers or graceful:
+            if finalizers or graceful or self.strategy.deletion_held(obj):
                 if meta.get("deletionTimestamp"):
-                    if graceful == 0 and obj.get("kind") == "Pod" and not finalizers:
+                    if graceful == 0 and obj.get("kind") == "Pod" and not self.strategy.deletion_held(obj):
                         pass  # a forced delete of a terminating pod goes through now
                     else:
                         return obj, False  # already being deleted
@@ -424,7 +424,8 @@ class GenericStore:
                     meta["deletionGracePeriodSeconds"] = graceful or 0
                     if not graceful:
                         meta.pop("deletionGracePeriodSeconds")
-                    meta["finalizers"] = finalizers
+                    if finalizers:
+                        meta["finalizers"] = finalizers
                     if "generation" in meta and self.strategy.tracks_generation:
                         meta["generation"] += 1
                     if self.info.kind in ("Namespace", "Tenant"):

@@ -392,3 +392,10 @@ async def test_admission_tenant_and_namespace_lifecycle(http):
     assert code == 403 and body["reason"] == "Forbidden"
     code, body = await call(http, "DELETE", "/api/v1/tenants/system")
     assert code == 403
+    # the namespace controller's last step: empty spec.finalizers through finalize, and it is gone
+    code, ns = await call(http, "GET", f"/api/v1/tenants/{t}/namespaces/ns")
+    ns["spec"]["finalizers"] = []
+    code, body = await call(http, "PUT", f"/api/v1/tenants/{t}/namespaces/ns/finalize", ns)
+    assert code == 200, body
+    code, _ = await call(http, "GET", f"/api/v1/tenants/{t}/namespaces/ns")
+    assert code == 404

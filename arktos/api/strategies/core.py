@@ -213,6 +213,8 @@ class NamespaceStrategy(KindStrategy):
     cleanup of the namespace's contents.
     """
 
+    spec_finalizers = True
+
     status_subresource = True
     tracks_generation = False
     field_names = ("status.phase",)
