@@ -1,0 +1,869 @@
+"""Tenant-aware authentication: client certificates, static tokens, service-account JWTs, a front proxy.
+
+Every authenticator answers one of three ways, and the difference matters:
+
+* a `UserInfo` -- the request carries a credential and it is good;
+* `None` -- the request carries no credential this authenticator understands;
+* `InvalidCredentials` (a 401 `APIError`) -- it carries one and it is bad.
+
+`UnionAuthenticator` asks each in turn, takes the first user, and only falls
+back to the anonymous user when *nothing* was presented: a revoked token or a
+bad signature must never quietly become `system:anonymous` (Kubernetes keeps
+the same rule with its fail-on-error union in front of the anonymous
+authenticator).
+
+Each user carries a tenant, as Arktos defines it (ARKTOS.md section 2):
+
+* X.509: an Organization `tenant:<t>` puts the user in tenant `t` with groups
+  from the OrganizationalUnits (and then it must be the only Organization);
+  otherwise the tenant is the part of the CommonName before the first `:`
+  (`system:admin` -> `system`, `alice` -> no tenant) and groups come from O.
+* static token file: `token,user,uid,"g1,g2",<extra>,,<tenant>`; no tenant
+  column means tenant `system`.
+* service-account JWTs carry `kubernetes.io/serviceaccount/tenant`; a token
+  without it is rejected.
+* the front proxy passes `X-Remote-Tenant`; a proxied user without it is
+  rejected (a proxy that forgets the tenant must not land its users in
+  whatever tenant their name happens to suggest).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import unquote
+
+import orjson
+from aiohttp import web
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from arktos.api.errors import APIError
+from arktos.api.tenancy import SYSTEM_TENANT
+from arktos.apiserver.auth import UserInfo
+from arktos.storage.keys import object_key
+
+if TYPE_CHECKING:
+    from arktos.apiserver.cache import CacheManager
+
+log = logging.getLogger(__name__)
+
+AUTHENTICATED = "system:authenticated"
+UNAUTHENTICATED = "system:unauthenticated"
+ANONYMOUS_USER = "system:anonymous"
+SERVICE_ACCOUNTS = "system:serviceaccounts"
+ANONYMOUS = UserInfo(ANONYMOUS_USER, "", (UNAUTHENTICATED,))
+
+# Service-account token claims (the legacy, flat Kubernetes layout plus Arktos's tenant).
+CLAIM_NAMESPACE = "kubernetes.io/serviceaccount/namespace"
+CLAIM_SA_NAME = "kubernetes.io/serviceaccount/service-account.name"
+CLAIM_SA_UID = "kubernetes.io/serviceaccount/service-account.uid"
+CLAIM_SECRET_NAME = "kubernetes.io/serviceaccount/secret.name"
+CLAIM_TENANT = "kubernetes.io/serviceaccount/tenant"
+SA_USER_PREFIX = "system:serviceaccount:"
+
+FILE_CHECK_INTERVAL = 1.0  # seconds between stat() calls on a watched file
+IDENTITY_CACHE_SIZE = 4096
+MAX_TOKEN_BYTES = 64 * 1024
+
+# `(tenant, namespace, kind, name) -> object | None`, kind being "ServiceAccount" or "Secret".
+Lookup = Callable[[str, str, str, str], Awaitable[dict[str, Any] | None]]
+
+
+class InvalidCredentials(APIError):
+    """A credential was presented and is not good: a 401, never a fall-through to anonymous.
+
+    The client sees only "Unauthorized", as from Kubernetes: telling a caller
+    *why* its token failed helps an attacker more than an operator, who has
+    the reason in the server log.
+    """
+
+    def __init__(self, why: str) -> None:
+        super().__init__(401, "Unauthorized", "Unauthorized")
+        self.why = why
+
+    def __str__(self) -> str:
+        return self.why
+
+
+def _unauthorized() -> APIError:
+    return APIError(401, "Unauthorized", "Unauthorized")
+
+
+# -- small shared pieces ------------------------------------------------------
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _LRU(Generic[K, V]):
+    """A bounded mapping that forgets the least recently used entry first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self.size:
+            self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class _WatchedFile:
+    """Tells whether a file changed, looking at most once per `interval` seconds.
+
+    Credentials files are edited in place by operators; re-reading them on
+    change is what makes "delete the line" revoke a token without a restart.
+    A file rewritten twice within one mtime tick keeps its mtime, so while the
+    mtime is recent the content digest decides instead.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], interval: float = FILE_CHECK_INTERVAL) -> None:
+        self.path = os.fspath(path)
+        self.interval = interval
+        self._checked = 0.0
+        self._stat: tuple[int, int, int, int] | None = None
+        self._digest = b""
+
+    def poll(self, force: bool = False) -> bytes | None:
+        """The file's new content if it changed since the last poll, else None.
+
+        A missing or unreadable file reads as empty content: credentials that
+        cannot be read must not stay valid.
+        """
+        now = time.monotonic()
+        if not force and now - self._checked < self.interval:
+            return None
+        self._checked = now
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            stat = None
+        else:
+            stat = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        recent = stat is not None and time.time() - stat[0] / 1e9 < 2 * max(self.interval, 1.0)
+        if not force and stat == self._stat and stat is not None and not recent:
+            return None
+        self._stat = stat
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            if self._digest != b"missing":
+                log.warning("cannot read %s: %s; treating it as empty", self.path, exc)
+            data, digest = b"", b"missing"
+        else:
+            digest = hashlib.sha256(data).digest()
+        if not force and digest == self._digest:
+            return None
+        self._digest = digest
+        return data
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = token.strip()
+    return token or None
+
+
+def peer_certificate(request: web.Request) -> bytes | None:
+    """DER of the TLS client certificate, if the connection is TLS and the client sent one.
+
+    The ssl layer has checked it against the server's trust store, but that
+    store may hold several CAs (client CA and front-proxy CA), so each
+    authenticator verifies the issuer it trusts itself.
+    """
+    transport = request.transport
+    if transport is None:
+        return None
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    try:
+        return ssl_object.getpeercert(binary_form=True) or None
+    except ValueError:  # handshake not complete
+        return None
+
+
+def _with_authenticated(user: UserInfo) -> UserInfo:
+    if AUTHENTICATED in user.groups or user.name == ANONYMOUS_USER:
+        return user
+    return UserInfo(user.name, user.tenant, (*user.groups, AUTHENTICATED), user.uid, user.extra)
+
+
+# -- X.509 ---------------------------------------------------------------------
+
+
+def _load_pem_certificates(data: bytes) -> list[x509.Certificate]:
+    if b"-----BEGIN" not in data:
+        return []
+    return x509.load_pem_x509_certificates(data)
+
+
+def _allows_client_auth(cert: x509.Certificate) -> bool:
+    """Go's rule: no EKU extension means any use; otherwise clientAuth (or any) must be listed."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return ExtendedKeyUsageOID.CLIENT_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """What one certificate verified to, kept so the next request skips the crypto."""
+
+    not_before: float  # the tighter of leaf and issuer validity
+    not_after: float
+    user: UserInfo | None
+    error: str = ""
+
+
+class CABundle:
+    """The CAs in a PEM file, reloaded when the file changes.
+
+    Trust anchors are every certificate in the file, as with Go's CertPool: a
+    client certificate must be issued directly by one of them (put
+    intermediates into the file; Python 3.11 does not expose the chain the
+    client sent).  `generation` grows on each reload so caches of verified
+    certificates know to forget.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], interval: float = FILE_CHECK_INTERVAL) -> None:
+        self._file = _WatchedFile(path, interval)
+        self.cas: list[x509.Certificate] = []
+        self.generation = 0
+        self._load(self._file.poll(force=True) or b"")
+        if not self.cas:
+            # A wrong path at start-up is an operator error to report, not a server that
+            # quietly turns every client away.  (Later bad reloads do trust no one.)
+            raise ValueError(f"no CA certificate in {self._file.path}")
+
+    def _load(self, data: bytes) -> None:
+        try:
+            cas = _load_pem_certificates(data)
+        except ValueError as exc:
+            log.warning("cannot parse CA file %s: %s; trusting no one from it", self._file.path, exc)
+            cas = []
+        self.cas = [c for c in cas if _is_ca(c)]
+        if len(self.cas) != len(cas):
+            log.warning("%s: ignoring %d certificate(s) that are not CAs", self._file.path, len(cas) - len(self.cas))
+        self.generation += 1
+
+    def refresh(self) -> None:
+        data = self._file.poll()
+        if data is not None:
+            self._load(data)
+
+    def issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
+        """The CA of this bundle whose signature is on `cert`, or None."""
+        for ca in self.cas:
+            if ca.subject != cert.issuer:
+                continue
+            try:
+                cert.verify_directly_issued_by(ca)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return ca
+        return None
+
+    def verify(self, cert: x509.Certificate) -> tuple[float, float, str]:
+        """`(not_before, not_after, error)` of the chain `cert` -> CA; error "" when it verifies.
+
+        Times are returned rather than checked so callers can cache the
+        signature check and still test validity on every request.
+        """
+        nb = cert.not_valid_before_utc.timestamp()
+        na = cert.not_valid_after_utc.timestamp()
+        ca = self.issuer_of(cert)
+        if ca is None:
+            return nb, na, "certificate signed by unknown authority"
+        if not _allows_client_auth(cert) or not _allows_client_auth(ca):
+            return nb, na, "certificate is not valid for client authentication"
+        nb = max(nb, ca.not_valid_before_utc.timestamp())
+        na = min(na, ca.not_valid_after_utc.timestamp())
+        return nb, na, ""
+
+
+def identity_from_subject(subject: x509.Name) -> tuple[str, tuple[str, ...], str]:
+    """`(user, groups, tenant)` of a certificate subject, by Arktos's rule.
+
+    Raises ValueError for a subject Arktos refuses: no CommonName, a
+    `tenant:` Organization next to other Organizations, or `tenant:a:b`.
+    """
+    cns = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    orgs = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    ous = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    name = cns[-1] if cns else ""  # Go's pkix.Name keeps the last CN
+    if not name:
+        raise ValueError("certificate subject has no CommonName")
+    if any(o.split(":")[0] == "tenant" for o in orgs):
+        # Arktos looks at the first O only; any position is checked here so that a
+        # `tenant:x` can never pass as a group of an old-format certificate.
+        if len(orgs) > 1:
+            raise ValueError("more than one organization with a tenant organization")
+        parts = orgs[0].split(":")
+        if len(parts) > 2:
+            raise ValueError(f"more than one tenant in organization {orgs[0]!r}")
+        tenant = parts[1] if len(parts) == 2 else ""
+        return name, tuple(ous), tenant
+    tenant = name.split(":", 1)[0] if ":" in name else ""
+    return name, tuple(orgs), tenant
+
+
+class X509Authenticator:
+    """Users from TLS client certificates issued by the client CA.
+
+    The signature check and subject parsing run once per distinct certificate
+    (an LRU keyed by the DER digest); validity times are checked on every
+    request because a cached certificate can expire while connections live.
+    """
+
+    def __init__(self, client_ca_file: str | os.PathLike[str], cache_size: int = IDENTITY_CACHE_SIZE) -> None:
+        self.bundle = CABundle(client_ca_file)
+        self._cache: _LRU[bytes, _Verdict] = _LRU(cache_size)
+        self._generation = self.bundle.generation
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        der = peer_certificate(request)
+        if der is None:
+            return None
+        return self.authenticate_der(der)
+
+    def authenticate_der(self, der: bytes) -> UserInfo:
+        self.bundle.refresh()
+        if self.bundle.generation != self._generation:
+            self._cache.clear()
+            self._generation = self.bundle.generation
+        digest = hashlib.sha256(der).digest()
+        verdict = self._cache.get(digest)
+        if verdict is None:
+            verdict = self._verify(der)
+            self._cache.put(digest, verdict)
+        if verdict.error:
+            raise InvalidCredentials(f"x509: {verdict.error}")
+        now = time.time()
+        if now < verdict.not_before:
+            raise InvalidCredentials("x509: certificate is not yet valid")
+        if now > verdict.not_after:
+            raise InvalidCredentials("x509: certificate has expired")
+        assert verdict.user is not None
+        return verdict.user
+
+    def _verify(self, der: bytes) -> _Verdict:
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError as exc:
+            return _Verdict(0, 0, None, f"cannot parse certificate: {exc}")
+        nb, na, error = self.bundle.verify(cert)
+        if error:
+            return _Verdict(nb, na, None, error)
+        try:
+            name, groups, tenant = identity_from_subject(cert.subject)
+        except ValueError as exc:
+            return _Verdict(nb, na, None, str(exc))
+        return _Verdict(nb, na, _with_authenticated(UserInfo(name, tenant, groups)))
+
+
+# -- static token file -----------------------------------------------------------
+
+
+def parse_token_file(text: str, source: str = "token file") -> dict[bytes, UserInfo]:
+    """SHA-256(token) -> user for each good row of a Kubernetes/Arktos static token CSV.
+
+    Rows are `token,user,uid[,"g1,g2"[,<extra>,,<tenant>]]`.  The tenant is
+    the 7th column, or (Arktos's reading) a last column that follows an empty
+    one; without either the tenant is `system`.  A row is skipped, not the
+    whole file, when it is malformed -- and a row that ends in two empty
+    columns (a tenant was meant but left out) is skipped rather than given
+    the system tenant.
+    """
+    import csv
+
+    tokens: dict[bytes, UserInfo] = {}
+    for num, row in enumerate(csv.reader(text.splitlines()), 1):
+        if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
+            continue
+        if len(row) < 3 or not row[0] or not row[1]:
+            log.warning("%s row %d: need at least token, user name and uid; skipped", source, num)
+            continue
+        tenant = SYSTEM_TENANT
+        if len(row) > 4:
+            if row[-1] == "" and row[-2] == "":
+                log.warning("%s row %d: a tenant column is expected but empty; skipped", source, num)
+                continue
+            if row[-2] == "" and row[-1]:
+                tenant = row[-1]
+            elif len(row) >= 7 and row[6]:
+                tenant = row[6]
+        groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else ()
+        digest = hashlib.sha256(row[0].encode()).digest()
+        if digest in tokens:
+            log.warning("%s row %d: duplicate token; the later row wins", source, num)
+        tokens[digest] = _with_authenticated(UserInfo(row[1], tenant.strip(), groups, row[2]))
+    return tokens
+
+
+class TokenFileAuthenticator:
+    """Bearer tokens from a static CSV file, re-read when it changes.
+
+    Tokens are held only as SHA-256 digests: the dictionary lookup then
+    compares digests, whose timing says nothing useful about the token, and
+    a memory dump does not give tokens away.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], check_interval: float = FILE_CHECK_INTERVAL) -> None:
+        self._file = _WatchedFile(path, check_interval)
+        self._tokens: dict[bytes, UserInfo] = {}
+        self._reload(self._file.poll(force=True) or b"")
+
+    def _reload(self, data: bytes) -> None:
+        self._tokens = parse_token_file(data.decode("utf-8", "replace"), self._file.path)
+        log.info("loaded %d token(s) from %s", len(self._tokens), self._file.path)
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        token = bearer_token(request)
+        if token is None:
+            return None
+        return self.authenticate_token(token)
+
+    def authenticate_token(self, token: str) -> UserInfo:
+        data = self._file.poll()
+        if data is not None:
+            self._reload(data)
+        digest = hashlib.sha256(token.encode()).digest()
+        user = self._tokens.get(digest)
+        if user is None:
+            raise InvalidCredentials("token not in the token file")
+        return user
+
+
+# -- service-account JWTs ------------------------------------------------------------
+
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+def _b64url_decode(data: str) -> bytes:
+    raw = data.encode("ascii")
+    return base64.b64decode(raw + b"=" * (-len(raw) % 4), altchars=b"-_", validate=True)
+
+
+def _b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def key_id(key: PublicKey) -> str:
+    """Kubernetes's `kid`: base64url(SHA-256(SubjectPublicKeyInfo DER))."""
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _b64url_encode(hashlib.sha256(der).digest())
+
+
+def load_public_keys(data: bytes) -> list[PublicKey]:
+    """The RSA and P-256 public keys in PEM data: public keys, certificates or private keys.
+
+    Private keys are accepted because `--service-account-key-file` has always
+    been allowed to point at the signing key itself.
+    """
+    keys: list[PublicKey] = []
+    for block in _PEM_BLOCK.finditer(data):
+        kind, pem = block.group(1), block.group(0)
+        key: Any
+        if kind == b"CERTIFICATE":
+            key = x509.load_pem_x509_certificate(pem).public_key()
+        elif kind.endswith(b"PUBLIC KEY"):
+            key = serialization.load_pem_public_key(pem)
+        elif kind.endswith(b"PRIVATE KEY") and b"ENCRYPTED" not in kind:
+            key = serialization.load_pem_private_key(pem, password=None).public_key()
+        else:
+            continue
+        if isinstance(key, rsa.RSAPublicKey) or (
+            isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
+        ):
+            keys.append(key)
+    return keys
+
+
+def _verify_jws(alg: str, key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
+    try:
+        if alg == "RS256" and isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+            return True
+        if alg == "ES256" and isinstance(key, ec.EllipticCurvePublicKey) and len(signature) == 64:
+            r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
+            return True
+    except InvalidSignature:
+        return False
+    return False
+
+
+def issue_service_account_token(
+    private_key_pem: bytes | str,
+    issuer: str,
+    tenant: str,
+    namespace: str,
+    sa_name: str,
+    sa_uid: str,
+    secret_name: str | None = None,
+    expires_in: float | None = None,
+) -> str:
+    """A signed service-account JWT (RS256 for an RSA key, ES256 for a P-256 key).
+
+    With `secret_name` the token is tied to that Secret (deleting it revokes
+    the token); with `expires_in` (seconds) it carries `exp`.
+    """
+    pem = private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
+    key = serialization.load_pem_private_key(pem, password=None)
+    if isinstance(key, rsa.RSAPrivateKey):
+        alg = "RS256"
+    elif isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        alg = "ES256"
+    else:
+        raise ValueError("service-account signing key must be RSA or EC P-256")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": f"{SA_USER_PREFIX}{namespace}:{sa_name}",
+        "iat": now,
+        CLAIM_TENANT: tenant,
+        CLAIM_NAMESPACE: namespace,
+        CLAIM_SA_NAME: sa_name,
+        CLAIM_SA_UID: sa_uid,
+    }
+    if secret_name:
+        claims[CLAIM_SECRET_NAME] = secret_name
+    if expires_in is not None:
+        claims["exp"] = now + int(expires_in)
+    header = {"alg": alg, "kid": key_id(key.public_key())}
+    signing_input = f"{_b64url_encode(orjson.dumps(header))}.{_b64url_encode(orjson.dumps(claims))}".encode()
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return f"{signing_input.decode()}.{_b64url_encode(signature)}"
+
+
+class ServiceAccountAuthenticator:
+    """Service-account JWTs: signature, issuer, time window, tenant, and a live ServiceAccount.
+
+    Verified claims are cached by token digest (the signature check is the
+    expensive part); the time window and the revocation lookup run on every
+    request, so deleting the ServiceAccount or its token Secret, or
+    recreating the account under a new uid, revokes the token at once.
+    """
+
+    def __init__(
+        self,
+        public_key_files: Iterable[str | os.PathLike[str]],
+        issuer: str | Sequence[str],
+        lookup: Lookup | None,
+        leeway: float = 60.0,
+        cache_size: int = IDENTITY_CACHE_SIZE,
+    ) -> None:
+        self.issuers = frozenset([issuer] if isinstance(issuer, str) else issuer)
+        self.lookup = lookup
+        self.leeway = leeway
+        self.keys: list[tuple[str, PublicKey]] = []
+        for path in public_key_files:
+            with open(path, "rb") as f:
+                found = load_public_keys(f.read())
+            if not found:
+                raise ValueError(f"no RSA or EC P-256 key in {os.fspath(path)}")
+            self.keys.extend((key_id(k), k) for k in found)
+        self._cache: _LRU[bytes, dict[str, Any]] = _LRU(cache_size)
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        token = bearer_token(request)
+        if token is None:
+            return None
+        return await self.authenticate_token(token)
+
+    def _claims(self, token: str) -> dict[str, Any]:
+        if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+            raise InvalidCredentials("not a JWT")
+        digest = hashlib.sha256(token.encode()).digest()
+        claims = self._cache.get(digest)
+        if claims is not None:
+            return claims
+        head_b64, body_b64, sig_b64 = token.split(".")
+        try:
+            header = orjson.loads(_b64url_decode(head_b64))
+            signature = _b64url_decode(sig_b64)
+        except (ValueError, binascii.Error, orjson.JSONDecodeError) as exc:
+            raise InvalidCredentials(f"malformed JWT: {exc}") from None
+        if not isinstance(header, dict):
+            raise InvalidCredentials("malformed JWT header")
+        alg = header.get("alg")
+        if alg not in ("RS256", "ES256"):
+            raise InvalidCredentials(f"JWT algorithm {alg!r} is not accepted")
+        kid = header.get("kid")
+        candidates = [k for i, k in self.keys if i == kid] or [k for _, k in self.keys]
+        signing_input = f"{head_b64}.{body_b64}".encode("ascii")
+        if not any(_verify_jws(alg, k, signing_input, signature) for k in candidates):
+            raise InvalidCredentials("JWT signature does not verify with any service-account key")
+        try:
+            claims = orjson.loads(_b64url_decode(body_b64))
+        except (ValueError, binascii.Error, orjson.JSONDecodeError) as exc:
+            raise InvalidCredentials(f"malformed JWT claims: {exc}") from None
+        if not isinstance(claims, dict):
+            raise InvalidCredentials("malformed JWT claims")
+        self._cache.put(digest, claims)
+        return claims
+
+    async def authenticate_token(self, token: str) -> UserInfo:
+        claims = self._claims(token)
+        if claims.get("iss") not in self.issuers:
+            raise InvalidCredentials(f"JWT issuer {claims.get('iss')!r} is not trusted")
+        now = time.time()
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        if exp is not None and (not isinstance(exp, int | float) or now - self.leeway > exp):
+            raise InvalidCredentials("service-account token has expired")
+        if nbf is not None and (not isinstance(nbf, int | float) or now + self.leeway < nbf):
+            raise InvalidCredentials("service-account token is not valid yet")
+        namespace, name = claims.get(CLAIM_NAMESPACE), claims.get(CLAIM_SA_NAME)
+        uid, tenant = claims.get(CLAIM_SA_UID), claims.get(CLAIM_TENANT)
+        secret = claims.get(CLAIM_SECRET_NAME)
+        if not isinstance(tenant, str) or not tenant:
+            raise InvalidCredentials("service-account token carries no tenant")
+        if not all(isinstance(v, str) and v for v in (namespace, name, uid)):
+            raise InvalidCredentials("service-account token lacks namespace, name or uid")
+        if secret is not None and not isinstance(secret, str):
+            raise InvalidCredentials("service-account token has a malformed secret name")
+        assert isinstance(namespace, str) and isinstance(name, str) and isinstance(uid, str)
+        user_name = f"{SA_USER_PREFIX}{namespace}:{name}"
+        if claims.get("sub") != user_name:
+            raise InvalidCredentials("service-account token subject does not match its claims")
+        if self.lookup is not None:
+            await self._check_live(token, tenant, namespace, name, uid, secret)
+        groups = (SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{namespace}", AUTHENTICATED)
+        return UserInfo(user_name, tenant, groups, uid)
+
+    async def _check_live(self, token: str, tenant: str, namespace: str, name: str, uid: str,
+                          secret: str | None) -> None:
+        """Reject tokens whose ServiceAccount (or token Secret) is gone, going, or replaced."""
+        assert self.lookup is not None
+        where = f"{tenant}/{namespace}/{name}"
+        try:
+            sa = await self.lookup(tenant, namespace, "ServiceAccount", name)
+            sec = await self.lookup(tenant, namespace, "Secret", secret) if secret else None
+        except Exception as exc:
+            # Fail closed: a token we cannot check is not a token we accept.
+            raise InvalidCredentials(f"cannot look up service account {where}: {exc}") from None
+        meta = (sa or {}).get("metadata") or {}
+        if sa is None or meta.get("deletionTimestamp"):
+            raise InvalidCredentials(f"service account {where} no longer exists")
+        if meta.get("uid") != uid:
+            raise InvalidCredentials(f"service account {where} was recreated (uid {meta.get('uid')} != {uid})")
+        if not secret:
+            return
+        if sec is None or ((sec.get("metadata") or {}).get("deletionTimestamp")):
+            raise InvalidCredentials(f"token secret {tenant}/{namespace}/{secret} no longer exists")
+        stored = (sec.get("data") or {}).get("token")
+        if stored:
+            try:
+                stored_token = base64.b64decode(stored)
+            except (binascii.Error, ValueError):
+                stored_token = b""
+            if not hmac.compare_digest(stored_token, token.encode()):
+                raise InvalidCredentials(f"token does not match the one in secret {tenant}/{namespace}/{secret}")
+
+
+def watch_cache_lookup(caches: CacheManager) -> Lookup:
+    """A `Lookup` for `ServiceAccountAuthenticator` over the API server's watch cache.
+
+    A miss waits for the cache to catch up with etcd once before answering
+    None, so a token minted right after its ServiceAccount was created is not
+    turned away by a cache a few milliseconds behind.
+    """
+    resources = {"ServiceAccount": "serviceaccounts", "Secret": "secrets"}
+
+    async def lookup(tenant: str, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        resource = resources[kind]
+        cache = caches.caches.get(resource)
+        if cache is None:
+            raise LookupError(f"no watch cache for {resource}")
+        key = object_key(resource, tenant, namespace, name)
+        entry = cache.entries.get(key)
+        if entry is None:
+            await caches.wait_consistent()
+            entry = cache.entries.get(key)
+        return None if entry is None else orjson.loads(entry.raw)
+
+    return lookup
+
+
+# -- front proxy ------------------------------------------------------------------
+
+
+class RequestHeaderAuthenticator:
+    """Users asserted in headers by an authenticating front proxy.
+
+    Headers are believed only from a connection whose client certificate
+    was issued by the *request-header* CA (not the client CA: a user's client
+    certificate must not be able to assert other users) and, when
+    `allowed_names` is given, whose CommonName is one of them.  The server's
+    TLS context has to trust both CAs for such a certificate to arrive here.
+
+    No username header means nothing is asserted (None).  A username header
+    on a connection without a trusted proxy certificate is a 401.  The tenant
+    header is required: a proxied user without one is rejected; an empty
+    value means a user of no tenant.
+    """
+
+    def __init__(
+        self,
+        client_ca_file: str | os.PathLike[str],
+        allowed_names: Iterable[str] = (),
+        username_headers: Sequence[str] = ("X-Remote-User",),
+        group_headers: Sequence[str] = ("X-Remote-Group",),
+        extra_prefixes: Sequence[str] = ("X-Remote-Extra-",),
+        tenant_header: str = "X-Remote-Tenant",
+        cache_size: int = 256,
+    ) -> None:
+        self.bundle = CABundle(client_ca_file)
+        self.allowed_names = frozenset(allowed_names)
+        self.username_headers = tuple(username_headers)
+        self.group_headers = tuple(group_headers)
+        self.extra_prefixes = tuple(p.lower() for p in extra_prefixes)
+        self.tenant_header = tenant_header
+        self._cache: _LRU[bytes, _Verdict] = _LRU(cache_size)
+        self._generation = self.bundle.generation
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        headers = request.headers
+        name = next((v for h in self.username_headers for v in headers.getall(h, ()) if v), "")
+        if not name:
+            return None
+        der = peer_certificate(request)
+        if der is None:
+            raise InvalidCredentials("request-header user without a front-proxy client certificate")
+        self._check_proxy(der)
+        if self.tenant_header not in headers:
+            raise InvalidCredentials(f"front proxy asserted user {name!r} without {self.tenant_header}")
+        tenant = headers[self.tenant_header].strip()
+        groups = tuple(v for h in self.group_headers for v in headers.getall(h, ()) if v)
+        extra: dict[str, list[str]] = {}
+        for header, value in headers.items():
+            lower = header.lower()
+            for prefix in self.extra_prefixes:
+                if lower.startswith(prefix) and len(lower) > len(prefix):
+                    extra.setdefault(unquote(lower[len(prefix):]), []).append(value)
+                    break
+        return _with_authenticated(UserInfo(name, tenant, groups, "", extra))
+
+    def _check_proxy(self, der: bytes) -> None:
+        self.bundle.refresh()
+        if self.bundle.generation != self._generation:
+            self._cache.clear()
+            self._generation = self.bundle.generation
+        digest = hashlib.sha256(der).digest()
+        verdict = self._cache.get(digest)
+        if verdict is None:
+            verdict = self._verify(der)
+            self._cache.put(digest, verdict)
+        if verdict.error:
+            raise InvalidCredentials(f"front proxy: {verdict.error}")
+        now = time.time()
+        if not verdict.not_before <= now <= verdict.not_after:
+            raise InvalidCredentials("front proxy: certificate is expired or not yet valid")
+
+    def _verify(self, der: bytes) -> _Verdict:
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError as exc:
+            return _Verdict(0, 0, None, f"cannot parse certificate: {exc}")
+        nb, na, error = self.bundle.verify(cert)
+        if error:
+            return _Verdict(nb, na, None, error)
+        if self.allowed_names:
+            cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+            if not cns or cns[-1] not in self.allowed_names:
+                return _Verdict(nb, na, None, f"subject CN {cns[-1] if cns else ''!r} is not an allowed proxy")
+        return _Verdict(nb, na, None)
+
+
+# -- union ---------------------------------------------------------------------------
+
+
+class UnionAuthenticator:
+    """The first authenticator that recognises the request decides who it is.
+
+    Order them as Kubernetes does: front proxy, client certificate, token
+    file, service accounts.  A credential that some authenticator rejected
+    and none accepted is a 401 even with anonymous access on; so is a bearer
+    token that no authenticator recognised at all.  Only a request with no
+    credentials becomes `system:anonymous` (tenant "", group
+    `system:unauthenticated`), and only when `anonymous` is enabled.
+    """
+
+    def __init__(self, authenticators: Sequence[Any], anonymous: bool = False) -> None:
+        self.authenticators = list(authenticators)
+        self.anonymous = anonymous
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        failures: list[str] = []
+        for auth in self.authenticators:
+            try:
+                user = await auth.authenticate(request)
+            except InvalidCredentials as exc:
+                failures.append(exc.why)
+                continue
+            except APIError as exc:
+                if exc.code != 401:
+                    raise
+                failures.append(exc.message)
+                continue
+            except Exception:
+                log.exception("authenticator %s failed", type(auth).__name__)
+                failures.append(f"{type(auth).__name__} failed")
+                continue
+            if user is not None:
+                return _with_authenticated(user)
+        if failures:
+            log.debug("unauthorized %s %s: %s", request.method, request.path, "; ".join(failures))
+            raise _unauthorized()
+        if bearer_token(request) is not None:
+            raise _unauthorized()
+        return ANONYMOUS if self.anonymous else None
