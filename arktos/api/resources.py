@@ -24,6 +24,8 @@ BUILTIN: list[ResourceInfo] = [
     _core("Namespace", "namespaces", T, short_names=("ns",), subresources=("status", "finalize")),
     _core("Pod", "pods", N, short_names=("po",), categories=("all",),
           subresources=("status", "binding", "action", "log", "exec")),
+    # The namespaced `bindings` resource: the older way to bind a pod (create only).
+    _core("Binding", "bindings", N, verbs=("create",)),
     _core("Node", "nodes", C, short_names=("no",), subresources=("status",)),
     _core("Event", "events", N, short_names=("ev",)),
     _core("ConfigMap", "configmaps", N, short_names=("cm",)),

@@ -267,6 +267,12 @@ class ResourceHandler:
             raise errors.APIError(404, "NotFound", f"the server could not find the requested resource "
                                                    f"({info.plural}/{sub})")
         verb = ri.verb
+        if info.kind == "Binding" and not info.group:
+            if verb != "create" or ri.name:
+                raise errors.method_not_allowed("bindings only support POST to the collection")
+            return await self.binding(request, self.stores(self._info(store, "pods")), ctx, ri)
+        if verb not in info.verbs and not sub:
+            raise errors.method_not_allowed(f"{verb} is not supported on {info.plural}")
         if sub == "binding":
             return await self.binding(request, store, ctx, ri)
         if sub == "action":
@@ -633,6 +639,11 @@ class ResourceHandler:
         if ri.verb != "create":
             raise errors.method_not_allowed("binding only supports POST")
         body = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
+        pod_name = ri.name or (body.get("metadata") or {}).get("name")
+        if not isinstance(pod_name, str) or not pod_name:
+            raise errors.invalid_object("Binding", "", [errors.required("metadata.name")])
+        ri = RequestInfo(ri.group, ri.version, "pods", ri.verb, ri.tenant, ri.namespace, pod_name, "binding",
+                         ri.path_tenant)
         target = body.get("target") or {}
         node = target.get("name")
         if not isinstance(node, str) or not node:
@@ -689,15 +700,16 @@ class ResourceHandler:
             "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName", ""), "podName": ri.name,
                      "podID": pod["metadata"].get("uid", ""), spec_field: params},
         }
-        actions = self.stores(self._action_info(store))
+        actions = self.stores(self._info(store, "actions"))
         ctx.dry_run = dry_run(request)
         created = await actions.create(ctx, action)
         name = created["metadata"]["name"]
         return json_response(status_success({"name": name, "kind": "actions"}, 201) | {
             "message": f"action {name} created for pod {ri.name}"}, 201)
 
-    def _action_info(self, store: GenericStore) -> ResourceInfo:
-        info = store.caches.caches.get("actions")
-        if info is None:
-            raise errors.internal("the actions resource is not served")
-        return info.info
+    @staticmethod
+    def _info(store: GenericStore, resource: str) -> ResourceInfo:
+        cache = store.caches.caches.get(resource)
+        if cache is None:
+            raise errors.internal(f"the {resource} resource is not served")
+        return cache.info

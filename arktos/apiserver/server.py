@@ -32,6 +32,7 @@ from arktos.apiserver.auth import AlwaysAllow, Attributes, Authenticator, Author
 from arktos.apiserver.cache import CacheManager
 from arktos.apiserver.crd import CRDRegistrar
 from arktos.apiserver.handlers import MAX_BODY, ResourceHandler, json_response
+from arktos.apiserver.ipalloc import ServiceAllocator
 from arktos.apiserver.requestinfo import parse
 from arktos.apiserver.store import Admission, Ctx, GenericStore
 from arktos.storage.etcd import EtcdStore, StorageError
@@ -70,6 +71,8 @@ class ServerConfig:
     tls_private_key_file: str | None = None
     client_ca_file: str | None = None
     compaction_interval: float = 300.0
+    service_cluster_ip_range: str = "10.0.0.0/24"
+    service_node_port_range: tuple[int, int] = (30000, 32767)
     authenticator: Authenticator | None = None
     authorizer: Authorizer | None = None
     admission: list[Admission] = field(default_factory=list)
@@ -82,7 +85,10 @@ class APIServer:
         self.etcd = EtcdStore(config.etcd_servers, ca_file=config.etcd_cafile, cert_file=config.etcd_certfile,
                               key_file=config.etcd_keyfile)
         self.caches = CacheManager(self.etcd)
-        self.admission: list[Admission] = config.admission or default_admission(self.caches, self.etcd)
+        self.services = ServiceAllocator(self.etcd, self.caches, config.service_cluster_ip_range,
+                                         config.service_node_port_range)
+        self.admission: list[Admission] = config.admission or [*default_admission(self.caches, self.etcd),
+                                                               self.services]
         self.authenticator: Authenticator = config.authenticator or InsecureAuthenticator()
         self.authorizer: Authorizer = config.authorizer or AlwaysAllow()
         self._stores: dict[int, GenericStore] = {}
@@ -122,10 +128,12 @@ class APIServer:
         if crd_info is not None:
             self.crds = CRDRegistrar(self.registry, self.caches, self.etcd, crd_info)
             await self.crds.start()
+        await self.services.start()
         await self._bootstrap()
         cfg = self.config
         if cfg.insecure_port:
-            runner = web.AppRunner(self.app(InsecureAuthenticator()), access_log=None, handle_signals=False)
+            runner = web.AppRunner(self.app(InsecureAuthenticator()), access_log=None, handle_signals=False,
+                                    handler_cancellation=True, shutdown_timeout=5.0)
             await runner.setup()
             await web.TCPSite(runner, cfg.insecure_bind_address, cfg.insecure_port, backlog=1024).start()
             self._runners.append(runner)
@@ -137,7 +145,8 @@ class APIServer:
             if cfg.client_ca_file:
                 ctx.load_verify_locations(cfg.client_ca_file)
                 ctx.verify_mode = ssl.CERT_OPTIONAL
-            runner = web.AppRunner(self.app(self.authenticator), access_log=None, handle_signals=False)
+            runner = web.AppRunner(self.app(self.authenticator), access_log=None, handle_signals=False,
+                                    handler_cancellation=True, shutdown_timeout=5.0)
             await runner.setup()
             await web.TCPSite(runner, cfg.bind_address, cfg.secure_port, ssl_context=ctx, backlog=1024).start()
             self._runners.append(runner)
@@ -166,11 +175,15 @@ class APIServer:
                     raise
 
     async def stop(self) -> None:
+        """Stop serving: open watches end first, so in-flight requests can drain quickly."""
         self.ready = False
         for t in self._tasks:
             t.cancel()
         if self.crds:
             await self.crds.stop()
+        await self.services.stop()
+        for cache in self.caches.caches.values():
+            cache.close_watchers()
         for runner in self._runners:
             await runner.cleanup()
         await self.caches.stop()

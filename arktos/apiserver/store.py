@@ -387,7 +387,8 @@ class GenericStore:
         if options.get("orphanDependents") is True and not policy:
             policy = "Orphan"
         if policy not in (None, "Orphan", "Foreground", "Background"):
-            raise errors.bad_request(f"invalid propagationPolicy {policy!r}: want Orphan, Foreground or Background")
+            raise errors.invalid_object("DeleteOptions", "", [errors.not_supported(
+                "propagationPolicy", policy, ["Foreground", "Background", "Orphan"])], group="meta.k8s.io")
         for _ in range(MAX_UPDATE_RETRIES):
             try:
                 kv = await self.etcd.get(key)

@@ -32,12 +32,17 @@ from arktos.cli.logs import setup_logging
               help="Loopback address for --insecure-port.")
 @click.option("--etcd-compaction-interval", default=300.0, show_default=True, type=float,
               help="Seconds between compactions of etcd history; 0 disables compaction.")
+@click.option("--service-cluster-ip-range", default="10.0.0.0/24", show_default=True, metavar="CIDR",
+              help="Addresses for Services' cluster IPs; the first one is kept for the kubernetes service.")
+@click.option("--service-node-port-range", default="30000-32767", show_default=True, metavar="LOW-HIGH",
+              help="Ports for NodePort and LoadBalancer Services.")
 @click.option("-v", "--v", "verbosity", default=0, type=int,
               help="Log verbosity (0: warnings and up, 2: info, 4: debug).")
 def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | None, etcd_keyfile: str | None,
               bind_address: str, secure_port: int, tls_cert_file: str | None, tls_private_key_file: str | None,
               client_ca_file: str | None, insecure_port: int, insecure_bind_address: str,
-              etcd_compaction_interval: float, verbosity: int) -> None:
+              etcd_compaction_interval: float, service_cluster_ip_range: str, service_node_port_range: str,
+              verbosity: int) -> None:
     """Run the API server: the Kubernetes REST API plus Arktos's tenant paths, stored in etcd."""
     setup_logging(verbosity)
     if insecure_port and not insecure_bind_address.startswith(("127.", "::1", "localhost")):
@@ -48,6 +53,13 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
                                "--insecure-port for the local development mode")
     if tls_cert_file and not tls_private_key_file:
         raise click.UsageError("--tls-cert-file needs --tls-private-key-file")
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(service_cluster_ip_range, strict=False)
+        low, high = (int(p) for p in service_node_port_range.split("-", 1))
+    except ValueError as exc:
+        raise click.UsageError(f"bad service range: {exc}") from None
     from arktos.apiserver.server import APIServer, ServerConfig
 
     config = ServerConfig(
@@ -57,6 +69,7 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
         tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,
         insecure_port=insecure_port, insecure_bind_address=insecure_bind_address,
         compaction_interval=etcd_compaction_interval,
+        service_cluster_ip_range=service_cluster_ip_range, service_node_port_range=(low, high),
     )
     run_forever(APIServer(config))
 

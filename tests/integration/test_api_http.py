@@ -399,3 +399,31 @@ async def test_admission_tenant_and_namespace_lifecycle(http):
     assert code == 200, body
     code, _ = await call(http, "GET", f"/api/v1/tenants/{t}/namespaces/ns")
     assert code == 404
+
+
+async def test_service_cluster_ips_are_unique_and_released(http):
+    t = uniq("ts")
+    await make_tenant_ns(http, t, "ns")
+    base = f"/api/v1/tenants/{t}/namespaces/ns/services"
+
+    def svc(name: str, **spec):
+        return {"metadata": {"name": name}, "spec": {"ports": [{"port": 80}], **spec}}
+
+    code, a = await call(http, "POST", base, svc("a"))
+    code, b = await call(http, "POST", base, svc("b", type="NodePort"))
+    assert code == 201, b
+    ip_a, ip_b = a["spec"]["clusterIP"], b["spec"]["clusterIP"]
+    assert ip_a != ip_b and ip_a.startswith("10.0.0.") and a["spec"]["clusterIPs"] == [ip_a]
+    assert a["spec"]["ipFamilies"] == ["IPv4"] and a["spec"]["internalTrafficPolicy"] == "Cluster"
+    assert 30000 <= b["spec"]["ports"][0]["nodePort"] <= 32767
+    code, body = await call(http, "POST", base, svc("c", clusterIP=ip_a))
+    assert code == 422 and "already allocated" in body["message"]
+    code, body = await call(http, "POST", base, svc("d", clusterIP="None"))
+    assert code == 201 and body["spec"]["clusterIP"] == "None"
+    await call(http, "DELETE", f"{base}/a")
+    for _ in range(50):  # released once the deletion is seen by the watch cache
+        code, body = await call(http, "POST", base, svc("c", clusterIP=ip_a))
+        if code == 201:
+            break
+        await asyncio.sleep(0.05)
+    assert code == 201 and body["spec"]["clusterIP"] == ip_a

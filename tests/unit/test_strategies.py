@@ -596,8 +596,12 @@ def test_secret() -> None:
     assert "stringData" not in obj
     assert base64.b64decode(obj["data"]["password"]) == b"hunter2"
     assert strategy_for("", "Secret").fields(obj) == {"type": "Opaque"}
-    _, errs = create("", "Secret", {"metadata": {"name": "s"}, "data": {"bad key": "!!!"}})
-    assert sorted((e.field, e.type) for e in errs) == [("data[bad key]", "FieldValueInvalid")] * 2
+    _, errs = create("", "Secret", {"metadata": {"name": "s"}, "data": {"bad key": "YQ=="}})
+    assert sorted((e.field, e.type) for e in errs) == [("data[bad key]", "FieldValueInvalid")]
+    # Undecodable data fails like a decoding error in Kubernetes: 400, not 422.
+    with pytest.raises(APIError) as err:
+        create("", "Secret", {"metadata": {"name": "s"}, "data": {"k": "!!!"}})
+    assert err.value.code == 400 and "illegal base64 data" in err.value.message
     _, errs = create("", "Secret", {"metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {}})
     assert sorted(fields_of(errs)) == ["data[tls.crt]", "data[tls.key]"]
     new = copy.deepcopy(obj)

@@ -12,7 +12,7 @@ import binascii
 import copy
 from typing import Any
 
-from arktos.api.errors import FieldError, forbidden, invalid, not_supported, required
+from arktos.api.errors import FieldError, bad_request, forbidden, invalid, not_supported, required
 from arktos.api.quantity import QUANTITY_REGEX_MESSAGE, QuantityError, parse_quantity
 from arktos.api.strategies._base import (
     KindStrategy,
@@ -239,6 +239,13 @@ class NamespaceStrategy(KindStrategy):
         status = obj.get("status")
         if isinstance(status, dict) and not status.get("phase"):
             status["phase"] = "Active"
+        meta = obj.get("metadata")
+        if obj.get("kind") == "Namespace" and isinstance(meta, dict) and isinstance(meta.get("name"), str):
+            # Since Kubernetes 1.22 every namespace is selectable by its name through this label.
+            labels = meta.get("labels")
+            if not isinstance(labels, dict):
+                labels = meta["labels"] = {}
+            labels["kubernetes.io/metadata.name"] = meta["name"]
 
     def validate(self, obj: Obj) -> list[FieldError]:
         return validate_spec_finalizers(obj) + validate_phase(obj, NAMESPACE_PHASES)
@@ -456,6 +463,13 @@ class SecretStrategy(KindStrategy):
 
     def default(self, obj: Obj) -> None:
         obj.setdefault("type", "Opaque")
+        data = obj.get("data")
+        if isinstance(data, dict):
+            # Kubernetes rejects undecodable data while decoding the request: a 400, not a 422.
+            for key, value in data.items():
+                if isinstance(value, str) and _b64(value) is None:
+                    raise bad_request(f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data '
+                                      f"in data[{key}]")
         string_data = obj.get("stringData")
         if isinstance(string_data, dict):
             data = obj.get("data")
