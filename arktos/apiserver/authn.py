@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from arktos.api.errors import APIError
-from arktos.api.tenancy import SYSTEM_TENANT
+from arktos.api.tenancy import SYSTEM_TENANT, identity_from_names
 from arktos.apiserver.auth import UserInfo
 from arktos.storage.keys import object_key
 
@@ -331,24 +331,11 @@ def identity_from_subject(subject: x509.Name) -> tuple[str, tuple[str, ...], str
     Raises ValueError for a subject Arktos refuses: no CommonName, a
     `tenant:` Organization next to other Organizations, or `tenant:a:b`.
     """
-    cns = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    orgs = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
-    ous = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
-    name = cns[-1] if cns else ""  # Go's pkix.Name keeps the last CN
-    if not name:
-        raise ValueError("certificate subject has no CommonName")
-    if any(o.split(":")[0] == "tenant" for o in orgs):
-        # Arktos looks at the first O only; any position is checked here so that a
-        # `tenant:x` can never pass as a group of an old-format certificate.
-        if len(orgs) > 1:
-            raise ValueError("more than one organization with a tenant organization")
-        parts = orgs[0].split(":")
-        if len(parts) > 2:
-            raise ValueError(f"more than one tenant in organization {orgs[0]!r}")
-        tenant = parts[1] if len(parts) == 2 else ""
-        return name, tuple(ous), tenant
-    tenant = name.split(":", 1)[0] if ":" in name else ""
-    return name, tuple(orgs), tenant
+    return identity_from_names(
+        [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)],
+        [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)],
+        [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)],
+    )
 
 
 class X509Authenticator:

@@ -44,6 +44,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from arktos.api.tenancy import TENANT_ORG_PREFIX, identity_from_names
+
 KeyType = Literal["ec", "rsa"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -56,7 +58,6 @@ CERT_MODE = 0o644
 DIR_MODE = 0o700
 
 SYSTEM_TENANT = "system"
-TENANT_ORG_PREFIX = "tenant:"
 SYSTEM_ADMIN = "system:admin"
 SYSTEM_MASTERS = "system:masters"
 SYSTEM_NODES = "system:nodes"
@@ -137,12 +138,6 @@ def system_subject(user: str, groups: Iterable[str] = ()) -> ClientSubject:
     return ClientSubject(user, groups, ())
 
 
-def _single(values: Sequence[x509.NameAttribute], what: str) -> str:
-    if len(values) > 1:
-        raise ValueError(f"certificate subject has {len(values)} {what} attributes")
-    return str(values[0].value) if values else ""
-
-
 def identity_from_subject(subject: x509.Name) -> CertIdentity:
     """Apply ARKTOS.md's rules to a subject.
 
@@ -155,20 +150,11 @@ def identity_from_subject(subject: x509.Name) -> CertIdentity:
     first) triggers the tenant rule, so it can never be mistaken for a group; a tenant holding
     `:` and a subject with several CNs are rejected; an empty CN is rejected, as in Arktos.
     """
-    cn = _single(subject.get_attributes_for_oid(NameOID.COMMON_NAME), "CN")
-    if not cn:
-        raise ValueError("certificate subject has no common name")
-    orgs = tuple(str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
-    if any(o.startswith(TENANT_ORG_PREFIX) for o in orgs):
-        if len(orgs) > 1:
-            raise ValueError("a certificate naming its tenant in O must have exactly one O")
-        tenant = orgs[0][len(TENANT_ORG_PREFIX):]
-        if ":" in tenant:
-            raise ValueError(f"certificate names more than one tenant: {orgs[0]!r}")
-        ous = tuple(str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME))
-        return CertIdentity(cn, ous, tenant)
-    tenant = cn.split(":", 1)[0] if ":" in cn else ""
-    return CertIdentity(cn, orgs, tenant)
+    return CertIdentity(*identity_from_names(
+        [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)],
+        [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)],
+        [str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)],
+    ))
 
 
 @functools.lru_cache(maxsize=4096)
