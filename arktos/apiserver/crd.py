@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from arktos.api import structural
+from arktos.api.errors import FieldError
 from arktos.api.registry import Registry, ResourceInfo, Scope
 from arktos.api.strategy import Strategy
 from arktos.apiserver.cache import CacheManager, Event
@@ -26,8 +28,36 @@ Obj = dict[str, Any]
 
 
 class CustomStrategy(Strategy):
-    def __init__(self, status: bool) -> None:
+    """A served CRD version: its openAPIV3Schema prunes, defaults and validates the objects.
+
+    Pruning happens when a write is prepared (before defaulting, as the
+    apiextensions decoder does), so what is stored is only what the schema
+    declares; `structural.collect_pruned` lets a handler report the dropped
+    fields as warnings.
+    """
+
+    def __init__(self, status: bool, schema: Obj | None = None) -> None:
         self.status_subresource = status
+        self.schema: Obj = schema if schema is not None else structural.PRESERVE_ALL
+
+    def default(self, obj: Obj) -> None:
+        structural.apply_defaults(obj, self.schema)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        structural.prune(obj, self.schema)
+        super().prepare_for_create(obj)
+
+    def prepare_for_update(self, obj: Obj, old: Obj) -> None:
+        structural.prune(obj, self.schema)
+        super().prepare_for_update(obj, old)
+
+    def prepare_for_status_update(self, obj: Obj, old: Obj) -> Obj:
+        new = super().prepare_for_status_update(obj, old)
+        structural.prune(new, self.schema)
+        return new
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        return structural.validate(obj, self.schema)
 
 
 def infos_for(crd: Obj) -> list[ResourceInfo]:
@@ -49,7 +79,7 @@ def infos_for(crd: Obj) -> list[ResourceInfo]:
             short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
             subresources=subs, custom_schema=schema,
         )
-        info.strategy = CustomStrategy("status" in subs)
+        info.strategy = CustomStrategy("status" in subs, schema)
         info.printer_columns = version.get("additionalPrinterColumns") or []
         out.append(info)
     return out
