@@ -66,10 +66,11 @@ class APIServerProc:
     proc: subprocess.Popen
     port: int
     log: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -80,17 +81,28 @@ class APIServerProc:
                 self.proc.kill()
 
 
-def start_apiserver(etcd_url: str, log: Path, *extra: str) -> APIServerProc:
-    """Start `arktos apiserver` as its own process and wait until /readyz says ok."""
+def start_apiserver(etcd_url: str, log: Path, *extra: str, secure_args: list[str] | None = None,
+                    ca_file: Path | None = None) -> APIServerProc:
+    """Start `arktos apiserver` as its own process and wait until /readyz says ok.
+
+    Without `secure_args` it serves plain HTTP in the development mode; with them
+    (TLS and authentication flags) it serves HTTPS only.
+    """
+    import ssl
     import sys
     import time
     import urllib.request
 
     port = free_port()
+    if secure_args is None:
+        ports = ["--insecure-port", str(port), "--secure-port", "0"]
+        scheme, ctx = "http", None
+    else:
+        ports = ["--secure-port", str(port), "--bind-address", "127.0.0.1", *secure_args]
+        scheme, ctx = "https", ssl.create_default_context(cafile=str(ca_file))
     out = open(log, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
-        [sys.executable, "-m", "arktos", "apiserver", "--etcd-servers", etcd_url, "--insecure-port", str(port),
-         "--secure-port", "0", *extra],
+        [sys.executable, "-m", "arktos", "apiserver", "--etcd-servers", etcd_url, *ports, *extra],
         stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 30
@@ -98,9 +110,9 @@ def start_apiserver(etcd_url: str, log: Path, *extra: str) -> APIServerProc:
         if proc.poll() is not None:
             raise RuntimeError(f"apiserver exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/readyz", timeout=1, context=ctx) as r:
                 if r.status == 200:
-                    return APIServerProc(proc, port, log)
+                    return APIServerProc(proc, port, log, scheme)
         except OSError:
             time.sleep(0.05)
     proc.kill()
@@ -116,3 +128,55 @@ def apiserver(etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Itera
     server.stop()
     if server.proc.returncode not in (0, -15):
         print(log.read_text()[-5000:])
+
+
+@dataclass
+class SecureCluster:
+    """An HTTPS-only API server with a real PKI, static tokens and service-account keys."""
+
+    server: APIServerProc
+    pki: object  # arktos.cluster.pki.ClusterPKI
+    token_file: Path
+    dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def kubeconfig(self, name: str, *, cert=None, token: str | None = None, tenant: str = "") -> Path:
+        """A kubeconfig for a client certificate pair or a bearer token."""
+        from arktos.cluster import render
+
+        path = self.dir / f"{name}.kubeconfig"
+        render.write(path, render.render(
+            "kubeconfig.yaml.j2", cluster_name="secure", server=self.url, ca_file=str(self.pki.ca.cert),
+            user_name=name, client_cert_file=str(cert.cert) if cert else None,
+            client_key_file=str(cert.key) if cert else None, token=token, context_name=name, tenant=tenant,
+            namespace=None), 0o600)
+        return path
+
+
+TOKENS = {
+    "admin-token": "admin-token,token-admin,1,\"system:masters\"",
+    "alpha-token": "alpha-token,alice,2,\"\",,,alpha",
+}
+
+
+@pytest.fixture(scope="session")
+def secure(etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCluster]:
+    from arktos.cluster.pki import ClusterPKI
+
+    d = tmp_path_factory.mktemp("secure")
+    pki = ClusterPKI(d / "pki")
+    pki.ensure(["localhost", "127.0.0.1"])
+    token_file = d / "tokens.csv"
+    token_file.write_text("\n".join(TOKENS.values()) + "\n")
+    args = [
+        "--tls-cert-file", str(pki.apiserver.cert), "--tls-private-key-file", str(pki.apiserver.key),
+        "--client-ca-file", str(pki.ca.cert), "--requestheader-client-ca-file", str(pki.front_proxy_ca.cert),
+        "--token-auth-file", str(token_file), "--service-account-key-file", str(pki.sa_pub),
+    ]
+    # A private key prefix in etcd is not possible: the secure server shares the session etcd.
+    server = start_apiserver(etcd.url, d / "apiserver.log", secure_args=args, ca_file=pki.ca.cert)
+    yield SecureCluster(server, pki, token_file, d)
+    server.stop()

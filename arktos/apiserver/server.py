@@ -28,11 +28,30 @@ from arktos.api.resources import builtin_registry
 from arktos.api.tenancy import ALL_TENANTS, SYSTEM_TENANT, may_access
 from arktos.apiserver import metrics
 from arktos.apiserver.admission import default_admission
-from arktos.apiserver.auth import AlwaysAllow, Attributes, Authenticator, Authorizer, InsecureAuthenticator
+from arktos.apiserver.auth import (
+    AlwaysAllow,
+    Attributes,
+    Authenticator,
+    Authorizer,
+    InsecureAuthenticator,
+    UserInfo,
+)
+from arktos.apiserver.authn import (
+    RequestHeaderAuthenticator,
+    ServiceAccountAuthenticator,
+    TokenFileAuthenticator,
+    UnionAuthenticator,
+    X509Authenticator,
+    watch_cache_lookup,
+)
+from arktos.apiserver.authz_union import UnionAuthorizer
+from arktos.apiserver.bootstrap_policy import system_policy
 from arktos.apiserver.cache import CacheManager
 from arktos.apiserver.crd import CRDRegistrar
 from arktos.apiserver.handlers import MAX_BODY, ResourceHandler, json_response
 from arktos.apiserver.ipalloc import ServiceAllocator
+from arktos.apiserver.nodeauth import NodeAuthorizer
+from arktos.apiserver.rbac import RBACAuthorizer
 from arktos.apiserver.requestinfo import parse
 from arktos.apiserver.store import Admission, Ctx, GenericStore
 from arktos.storage.etcd import EtcdStore, StorageError
@@ -71,6 +90,13 @@ class ServerConfig:
     tls_private_key_file: str | None = None
     client_ca_file: str | None = None
     compaction_interval: float = 300.0
+    requestheader_client_ca_file: str | None = None
+    requestheader_allowed_names: list[str] = field(default_factory=list)
+    token_auth_file: str | None = None
+    service_account_key_files: list[str] = field(default_factory=list)
+    service_account_issuer: str = "https://kubernetes.default.svc"
+    anonymous_auth: bool = False
+    authorization_modes: list[str] = field(default_factory=lambda: ["Node", "RBAC"])
     service_cluster_ip_range: str = "10.0.0.0/24"
     service_node_port_range: tuple[int, int] = (30000, 32767)
     authenticator: Authenticator | None = None
@@ -89,14 +115,41 @@ class APIServer:
                                          config.service_node_port_range)
         self.admission: list[Admission] = config.admission or [*default_admission(self.caches, self.etcd),
                                                                self.services]
-        self.authenticator: Authenticator = config.authenticator or InsecureAuthenticator()
-        self.authorizer: Authorizer = config.authorizer or AlwaysAllow()
+        self.authenticator: Authenticator = config.authenticator or self._authenticators()
+        self.authorizer: Authorizer = config.authorizer or self._authorizers()
         self._stores: dict[int, GenericStore] = {}
         self.handler = ResourceHandler(self.store)
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task] = []
         self.ready = False
         self.crds: CRDRegistrar | None = None
+
+    def _authenticators(self) -> Authenticator:
+        """kube-apiserver's order: front proxy, client certificates, static tokens, service accounts."""
+        cfg = self.config
+        parts: list[Authenticator] = []
+        if cfg.requestheader_client_ca_file:
+            parts.append(RequestHeaderAuthenticator(cfg.requestheader_client_ca_file, cfg.requestheader_allowed_names))
+        if cfg.client_ca_file:
+            parts.append(X509Authenticator(cfg.client_ca_file))
+        if cfg.token_auth_file:
+            parts.append(TokenFileAuthenticator(cfg.token_auth_file))
+        if cfg.service_account_key_files:
+            parts.append(ServiceAccountAuthenticator(cfg.service_account_key_files, cfg.service_account_issuer,
+                                                     watch_cache_lookup(self.caches)))
+        return UnionAuthenticator(parts, anonymous=cfg.anonymous_auth)
+
+    def _authorizers(self) -> UnionAuthorizer:
+        modes = {"Node": NodeAuthorizer, "RBAC": RBACAuthorizer}
+        chosen: list[Authorizer] = []
+        for mode in self.config.authorization_modes:
+            if mode == "AlwaysAllow":
+                chosen.append(AlwaysAllow())
+            elif mode in modes:
+                chosen.append(modes[mode](self.caches))
+            else:
+                raise ValueError(f"unknown authorization mode {mode!r}: use Node, RBAC or AlwaysAllow")
+        return UnionAuthorizer(chosen)
 
     def store(self, info: ResourceInfo) -> GenericStore:
         s = self._stores.get(id(info))
@@ -129,6 +182,8 @@ class APIServer:
             self.crds = CRDRegistrar(self.registry, self.caches, self.etcd, crd_info)
             await self.crds.start()
         await self.services.start()
+        if isinstance(self.authorizer, UnionAuthorizer):
+            self.authorizer.start()
         await self._bootstrap()
         cfg = self.config
         if cfg.insecure_port:
@@ -142,9 +197,15 @@ class APIServer:
         if cfg.secure_port and cfg.tls_cert_file:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(cfg.tls_cert_file, cfg.tls_private_key_file)
-            if cfg.client_ca_file:
-                ctx.load_verify_locations(cfg.client_ca_file)
-                ctx.verify_mode = ssl.CERT_OPTIONAL
+            # Client certificates are optional (tokens work too); both the client CA and the
+            # front proxy's CA may sign them, and each authenticator checks its own CA again.
+            # Expiry is checked by the X.509 authenticator, so an expired certificate gets a clear
+            # 401 instead of a failed handshake (OpenSSL's X509_V_FLAG_NO_CHECK_TIME).
+            ctx.verify_flags |= 0x200000
+            for ca in (cfg.client_ca_file, cfg.requestheader_client_ca_file):
+                if ca:
+                    ctx.load_verify_locations(ca)
+                    ctx.verify_mode = ssl.CERT_OPTIONAL
             runner = web.AppRunner(self.app(self.authenticator), access_log=None, handle_signals=False,
                                     handler_cancellation=True, shutdown_timeout=5.0)
             await runner.setup()
@@ -162,13 +223,16 @@ class APIServer:
         """
         from arktos.apiserver.auth import INSECURE_USER
 
-        wanted = [("tenants", "", {"metadata": {"name": SYSTEM_TENANT}})] + [
-            ("namespaces", SYSTEM_TENANT, {"metadata": {"name": ns}}) for ns in SYSTEM_NAMESPACES]
-        for plural, tenant, obj in wanted:
-            info = self.registry.get("", "v1", plural)
-            assert info is not None
+        wanted = [{"apiVersion": "v1", "kind": "Tenant", "metadata": {"name": SYSTEM_TENANT}}] + [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "tenant": SYSTEM_TENANT}}
+            for ns in SYSTEM_NAMESPACES] + system_policy()
+        for obj in wanted:
+            info = self.registry.by_api_version(obj["apiVersion"], obj["kind"])
+            assert info is not None, obj["kind"]
+            tenant = obj["metadata"].get("tenant", "") if info.scope.tenanted else ""
+            ns = obj["metadata"].get("namespace", "")
             try:
-                await self.store(info).create(Ctx(INSECURE_USER, tenant), obj)
+                await self.store(info).create(Ctx(INSECURE_USER, tenant, ns), obj)
                 log.info("created %s %s", info.singular, obj["metadata"]["name"])
             except APIError as exc:
                 if exc.code != 409:
@@ -231,7 +295,8 @@ class APIServer:
             return await self._api(request, path)
         if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/", "/readyz/")):
             return await self._health(request, path)
-        await self._authenticate(request)
+        user = await self._authenticate(request)
+        await self._authorize_path(request, user, path)
         if path in ("/version", "/version/"):
             return json_response(version_info())
         if path == "/metrics":
@@ -269,7 +334,16 @@ class APIServer:
             text = "ok" if ok else "".join(f"[-]{n} failed\n" for n, c in checks if not c)
         return web.Response(text=text, status=200 if ok else 500, content_type="text/plain")
 
-    async def _authenticate(self, request: web.Request):
+    async def _authorize_path(self, request: web.Request, user: UserInfo, path: str) -> None:
+        """Non-resource URLs (discovery, OpenAPI, /version, /metrics) go through the authorizer too."""
+        attrs = Attributes(user, request.method.lower(), "", "", "", "", "", "", "", False, path)
+        allowed, reason = await self.authorizer.authorize(attrs)
+        if not allowed:
+            raise errors.forbidden_error(
+                f'forbidden: User "{user.name}" cannot {request.method.lower()} path "{path}"'
+                + (f": {reason}" if reason else ""))
+
+    async def _authenticate(self, request: web.Request) -> UserInfo:
         user = await request.app["authenticator"].authenticate(request)
         if user is None:
             raise APIError(401, "Unauthorized", "Unauthorized")
@@ -280,6 +354,8 @@ class APIServer:
         user = await self._authenticate(request)
         parts = [p for p in path.split("/") if p]
         # Discovery: /api, /apis, /api/v1, /apis/{g}, /apis/{g}/{v}
+        if len(parts) <= 2 or (len(parts) == 3 and parts[0] == "apis"):
+            await self._authorize_path(request, user, path)
         if parts == ["api"]:
             return json_response(api_versions(self.registry))
         if parts == ["apis"]:

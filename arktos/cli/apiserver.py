@@ -25,6 +25,21 @@ from arktos.cli.logs import setup_logging
 @click.option("--tls-private-key-file", type=click.Path(exists=True, dir_okay=False), help="Serving key (PEM).")
 @click.option("--client-ca-file", type=click.Path(exists=True, dir_okay=False),
               help="CA that signs client certificates.")
+@click.option("--requestheader-client-ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="CA of the front proxy whose X-Remote-User/-Group/-Tenant headers are trusted.")
+@click.option("--requestheader-allowed-names", default="", metavar="NAMES",
+              help="Comma-separated common names allowed as front proxy; empty allows any the CA signed.")
+@click.option("--token-auth-file", type=click.Path(exists=True, dir_okay=False),
+              help="Static tokens: token,user,uid,\"group1,group2\"[,extra,,tenant] per line.")
+@click.option("--service-account-key-file", "service_account_key_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Key(s) that verify service-account tokens (repeatable).")
+@click.option("--service-account-issuer", default="https://kubernetes.default.svc", show_default=True,
+              help="The iss claim service-account tokens must carry.")
+@click.option("--anonymous-auth/--no-anonymous-auth", default=False, show_default=True,
+              help="Serve requests without credentials as system:anonymous (still subject to RBAC).")
+@click.option("--authorization-mode", default="Node,RBAC", show_default=True,
+              help="Comma-separated authorizers, first allow wins: Node, RBAC, AlwaysAllow.")
 @click.option("--insecure-port", default=0, show_default=True, type=click.IntRange(0, 65535),
               help="DEVELOPMENT ONLY: plain HTTP port with no authentication; everyone is system:admin. "
                    "Binds to --insecure-bind-address, which must be a loopback address.")
@@ -40,7 +55,10 @@ from arktos.cli.logs import setup_logging
               help="Log verbosity (0: warnings and up, 2: info, 4: debug).")
 def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | None, etcd_keyfile: str | None,
               bind_address: str, secure_port: int, tls_cert_file: str | None, tls_private_key_file: str | None,
-              client_ca_file: str | None, insecure_port: int, insecure_bind_address: str,
+              client_ca_file: str | None, requestheader_client_ca_file: str | None,
+              requestheader_allowed_names: str, token_auth_file: str | None,
+              service_account_key_files: tuple[str, ...], service_account_issuer: str, anonymous_auth: bool,
+              authorization_mode: str, insecure_port: int, insecure_bind_address: str,
               etcd_compaction_interval: float, service_cluster_ip_range: str, service_node_port_range: str,
               verbosity: int) -> None:
     """Run the API server: the Kubernetes REST API plus Arktos's tenant paths, stored in etcd."""
@@ -68,6 +86,11 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
         bind_address=bind_address, secure_port=secure_port if tls_cert_file else 0,
         tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,
         insecure_port=insecure_port, insecure_bind_address=insecure_bind_address,
+        requestheader_client_ca_file=requestheader_client_ca_file,
+        requestheader_allowed_names=[n for n in requestheader_allowed_names.split(",") if n],
+        token_auth_file=token_auth_file, service_account_key_files=list(service_account_key_files),
+        service_account_issuer=service_account_issuer, anonymous_auth=anonymous_auth,
+        authorization_modes=[m.strip() for m in authorization_mode.split(",") if m.strip()],
         compaction_interval=etcd_compaction_interval,
         service_cluster_ip_range=service_cluster_ip_range, service_node_port_range=(low, high),
     )
