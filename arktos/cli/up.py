@@ -17,8 +17,8 @@ state_option = click.option(
     help="Where the cluster keeps its data, logs, PID files and kubeconfigs ($ARKTOS_STATE_DIR).")
 etcd_port_option = click.option("--etcd-port", default=2379, show_default=True, type=click.IntRange(1, 65535),
                                 help="etcd client port (the peer port is this plus one).")
-api_port_option = click.option("--apiserver-port", default=8080, show_default=True, type=click.IntRange(1, 65535),
-                               help="API server port on 127.0.0.1.")
+api_port_option = click.option("--apiserver-port", default=6443, show_default=True, type=click.IntRange(1, 65535),
+                               help="API server HTTPS port on 127.0.0.1.")
 
 
 def _cluster(state_dir: Path, etcd_port: int, apiserver_port: int) -> LocalCluster:
@@ -52,8 +52,8 @@ def up(state_dir: Path, etcd_port: int, apiserver_port: int, timeout: float) -> 
         f"\nUse it with kubectl:\n"
         f"  export KUBECONFIG={cluster.kubeconfig}\n"
         f"  kubectl get namespaces\n\n"
-        f"The API server listens on {cluster.server} in the local development mode (loopback only,\n"
-        f"no authentication). Stop the cluster with 'arktos down' (add --purge to delete its data)."
+        f"The API server listens on {cluster.server} (TLS; you are system:admin through a client\n"
+        f"certificate). Stop the cluster with 'arktos down' (add --purge to delete its data)."
     )
 
 

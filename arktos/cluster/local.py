@@ -9,6 +9,7 @@ already running (and healthy) is left alone, so a half-started cluster resumes.
 from __future__ import annotations
 
 import shutil
+import ssl
 import sys
 import time
 import urllib.error
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from arktos.cluster import render
 from arktos.cluster.etcd import INSTALL_HINT, EtcdNotFound, etcd_command, find_etcd
+from arktos.cluster.pki import ClusterPKI
 from arktos.cluster.supervisor import Process
 
 
@@ -35,9 +37,12 @@ class Component:
     process: Process
     log: Path
 
+    ca_file: Path | None = None
+
     def healthy(self, timeout: float = 1.0) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
         try:
-            with urllib.request.urlopen(self.health_url, timeout=timeout) as r:
+            with urllib.request.urlopen(self.health_url, timeout=timeout, context=ctx) as r:
                 return r.status == 200
         except (urllib.error.URLError, OSError, ValueError):
             return False
@@ -48,7 +53,7 @@ class LocalCluster:
     state_dir: Path
     etcd_port: int = 2379
     etcd_peer_port: int = 2380
-    apiserver_port: int = 8080
+    apiserver_port: int = 6443
     echo: Callable[[str], None] = print
     components: list[Component] = field(init=False)
 
@@ -56,6 +61,7 @@ class LocalCluster:
         self.state_dir = self.state_dir.expanduser().resolve()
         run, logs = self.state_dir / "run", self.state_dir / "logs"
         self.kubeconfig = self.state_dir / "admin.kubeconfig"
+        self.pki = ClusterPKI(self.state_dir / "pki")
         self.components = [
             Component(
                 "etcd",
@@ -69,17 +75,24 @@ class LocalCluster:
                 "apiserver",
                 lambda: [sys.executable, "-m", "arktos", "apiserver",
                          "--etcd-servers", f"http://127.0.0.1:{self.etcd_port}",
-                         "--insecure-port", str(self.apiserver_port), "--secure-port", "0", "--v", "2"],
+                         "--bind-address", "127.0.0.1", "--secure-port", str(self.apiserver_port),
+                         "--tls-cert-file", str(self.pki.apiserver.cert),
+                         "--tls-private-key-file", str(self.pki.apiserver.key),
+                         "--client-ca-file", str(self.pki.ca.cert),
+                         "--requestheader-client-ca-file", str(self.pki.front_proxy_ca.cert),
+                         "--requestheader-allowed-names", "front-proxy-client",
+                         "--service-account-key-file", str(self.pki.sa_pub), "--v", "2"],
                 self.apiserver_port,
-                f"http://127.0.0.1:{self.apiserver_port}/readyz",
+                f"https://127.0.0.1:{self.apiserver_port}/readyz",
                 Process("apiserver", run),
                 logs / "apiserver.log",
+                self.pki.ca.cert,
             ),
         ]
 
     @property
     def server(self) -> str:
-        return f"http://127.0.0.1:{self.apiserver_port}"
+        return f"https://127.0.0.1:{self.apiserver_port}"
 
     def check_prerequisites(self) -> None:
         try:
@@ -90,7 +103,9 @@ class LocalCluster:
     def up(self, timeout: float = 30.0) -> bool:
         """Bring every component up; returns False if everything was already running."""
         self.check_prerequisites()
-        changed = False
+        changed = bool(self.pki.ensure(["localhost", "127.0.0.1"]))
+        if changed:
+            self.echo(f"created the cluster's certificates in {self.pki.dir}")
         for comp in self.components:
             pid = comp.process.pid()
             if pid is not None and comp.healthy():
@@ -133,9 +148,9 @@ class LocalCluster:
 
     def write_kubeconfig(self) -> None:
         text = render.render(
-            "kubeconfig.yaml.j2", cluster_name="arktos-local", server=self.server, ca_file=None,
-            user_name="admin", client_cert_file=None, token=None, context_name="arktos-local",
-            tenant="system", namespace=None,
+            "kubeconfig.yaml.j2", cluster_name="arktos-local", server=self.server, ca_file=str(self.pki.ca.cert),
+            user_name="admin", client_cert_file=str(self.pki.admin.cert), client_key_file=str(self.pki.admin.key),
+            token=None, context_name="arktos-local", tenant="system", namespace=None,
         )
         render.write(self.kubeconfig, text, 0o600)
 
