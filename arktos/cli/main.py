@@ -6,6 +6,7 @@ import click
 
 from arktos import __version__
 from arktos.cli.apiserver import apiserver
+from arktos.cli.tenant import kubeconfig, tenant
 from arktos.cli.up import down, status, up
 
 
@@ -19,7 +20,7 @@ def cli() -> None:
     """
 
 
-for command in (apiserver, up, down, status):
+for command in (apiserver, up, down, status, tenant, kubeconfig):
     cli.add_command(command)
 
 
