@@ -22,6 +22,7 @@ list.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
@@ -205,11 +206,11 @@ class Informer:
         client = self.clients[source]
         backoff = Backoff(initial=0.1, cap=self.backoff_cap)
         rv: str | None = None
+        last_gone = -10.0
         while True:
             try:
                 if rv is None:
                     rv = await self._list(source)
-                    backoff.reset()
                 started = asyncio.get_running_loop().time()
                 rv = await self._watch(source, rv)
                 if asyncio.get_running_loop().time() - started < 1.0:
@@ -224,6 +225,10 @@ class Informer:
                     # The history we need is gone, or this server knows nothing of our version
                     # (a different etcd behind the same address): start over from a fresh list.
                     log.info("%s on %s: %s; listing again", self.name, client.server, exc.message)
+                    now = asyncio.get_running_loop().time()
+                    if now - last_gone < 1.0:
+                        await asyncio.sleep(backoff.next())  # gone again at once: pace the relists
+                    last_gone = now
                     rv = None
                     continue
                 delay = backoff.next()
@@ -243,12 +248,14 @@ class Informer:
         client = self.clients[source]
         items: list[Obj] = []
         rv = ""
-        async for page in client.list_pages(self.info, tenant=self.tenant, namespace=self.namespace,
-                                            label_selector=self.label_selector, field_selector=self.field_selector,
-                                            limit=self.page_size or None):
-            if not rv:
-                rv = str(page["metadata"].get("resourceVersion") or "")
-            items.extend(page["items"])
+        pages = client.list_pages(self.info, tenant=self.tenant, namespace=self.namespace,
+                                  label_selector=self.label_selector, field_selector=self.field_selector,
+                                  limit=self.page_size or None)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                if not rv:
+                    rv = str(page["metadata"].get("resourceVersion") or "")
+                items.extend(page["items"])
         self.lists += 1
         for change in self.store.replace(source, items):
             self._queue.put_nowait((change, None))

@@ -34,7 +34,7 @@ from arktos.client._backoff import Backoff
 from arktos.client._paths import resource_path
 from arktos.client._ratelimit import TokenBucket
 from arktos.client._watch import TransportError, Watch, WatchEvent, status_error
-from arktos.client.kubeconfig import ClusterConfig
+from arktos.client.kubeconfig import ClusterConfig, load_kubeconfig
 
 __all__ = ["ALL_TENANTS", "Client", "TransportError", "Watch", "WatchEvent"]
 
@@ -101,6 +101,11 @@ class Client:
     that the server resolves to the caller's own tenant.  `"all"` lists or
     watches across tenants (the system tenant only).  Writes of an object take
     its namespace and tenant from its metadata when not given.
+
+    `max_connections` bounds the pooled request connections (0: no bound);
+    watches have their own connections and are not counted.  `qps`/`burst`
+    pace requests and watch starts (`qps=0`: no pacing); `retries` is the
+    number of extra attempts where a retry is safe.
     """
 
     def __init__(
@@ -129,6 +134,11 @@ class Client:
         self._token: str | None = None
         self._token_read = 0.0
         self._closed = False
+
+    @classmethod
+    def from_kubeconfig(cls, source: Any = None, context: str | None = None, **kw: Any) -> Client:
+        """A client for a kubeconfig's context (`source` as for `load_kubeconfig`)."""
+        return cls(load_kubeconfig(source, context), **kw)
 
     def __repr__(self) -> str:
         return f"<Client {self.config.server}>"

@@ -810,7 +810,7 @@ async def test_tls_with_kubeconfig_credentials(etcd, pki, tmp_path):
     path.write_text(yaml.safe_dump(doc))
     try:
         for context in ("inline", "files", "nocheck"):
-            async with Client(load_kubeconfig(path, context)) as c:
+            async with Client.from_kubeconfig(path, context, component="tls-test") as c:
                 assert (await c.request("GET", "/version"))["major"] == "1", context
                 listed = await c.list(NAMESPACES)
                 assert "kube-system" in {n["metadata"]["name"] for n in listed["items"]}
