@@ -100,11 +100,11 @@ def start_apiserver(etcd_url: str, log: Path, *extra: str, secure_args: list[str
     else:
         ports = ["--secure-port", str(port), "--bind-address", "127.0.0.1", *secure_args]
         scheme, ctx = "https", ssl.create_default_context(cafile=str(ca_file))
-    out = open(log, "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "arktos", "apiserver", "--etcd-servers", etcd_url, *ports, *extra],
-        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "arktos", "apiserver", "--etcd-servers", etcd_url, *ports, *extra],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -64,6 +64,8 @@ class ResourceInfo:
     custom_schema: dict | None = field(default=None, repr=False)
     # Custom resources only: the CRD version's additionalPrinterColumns.
     printer_columns: list[dict] = field(default_factory=list, repr=False)
+    # Custom resources defined in a tenant other than `system` exist for that tenant only.
+    owner_tenant: str = ""
 
     def __post_init__(self) -> None:
         if not self.singular:
@@ -94,31 +96,46 @@ class ResourceInfo:
 
 
 class Registry:
-    """All served resources, indexed the ways requests look them up."""
+    """All served resources, indexed the ways requests look them up.
+
+    Built-in kinds and the system tenant's custom resources are global.  A
+    custom resource defined inside another tenant lives in that tenant's
+    overlay: only requests in that tenant resolve it, and only that tenant's
+    discovery lists it (`for_tenant`).
+    """
 
     def __init__(self) -> None:
         self._by_gvr: dict[tuple[str, str, str], ResourceInfo] = {}
         self._by_gvk: dict[tuple[str, str, str], ResourceInfo] = {}
-        self._group_versions: dict[str, list[str]] = {}
+        self._overlays: dict[str, Registry] = {}
+        self._views: dict[str, tuple[int, Registry]] = {}
+        self.version = 0  # bumped on every change, so cached views and documents know to rebuild
 
     def add(self, info: ResourceInfo) -> None:
-        self._by_gvr[(info.group, info.version, info.plural)] = info
-        self._by_gvk[(info.group, info.version, info.kind)] = info
-        versions = self._group_versions.setdefault(info.group, [])
-        if info.version not in versions:
-            versions.append(info.version)
+        self.version += 1
+        target = self._overlays.setdefault(info.owner_tenant, Registry()) if info.owner_tenant else self
+        target._by_gvr[(info.group, info.version, info.plural)] = info
+        target._by_gvk[(info.group, info.version, info.kind)] = info
 
     def remove(self, info: ResourceInfo) -> None:
-        self._by_gvr.pop((info.group, info.version, info.plural), None)
-        self._by_gvk.pop((info.group, info.version, info.kind), None)
-        if not any(i.group == info.group and i.version == info.version for i in self._by_gvr.values()):
-            versions = self._group_versions.get(info.group, [])
-            if info.version in versions:
-                versions.remove(info.version)
-            if not versions:
-                self._group_versions.pop(info.group, None)
+        self.version += 1
+        target = self._overlays.get(info.owner_tenant) if info.owner_tenant else self
+        if target is None:
+            return
+        if target._by_gvr.get((info.group, info.version, info.plural)) is info:
+            del target._by_gvr[(info.group, info.version, info.plural)]
+        if target._by_gvk.get((info.group, info.version, info.kind)) is info:
+            del target._by_gvk[(info.group, info.version, info.kind)]
+        if target is not self and not target._by_gvr:
+            del self._overlays[info.owner_tenant]
 
-    def get(self, group: str, version: str, plural: str) -> ResourceInfo | None:
+    def get(self, group: str, version: str, plural: str, tenant: str = "") -> ResourceInfo | None:
+        if tenant and self._overlays:
+            overlay = self._overlays.get(tenant)
+            if overlay is not None:
+                hit = overlay._by_gvr.get((group, version, plural))
+                if hit is not None:
+                    return hit
         return self._by_gvr.get((group, version, plural))
 
     def by_kind(self, group: str, version: str, kind: str) -> ResourceInfo | None:
@@ -128,9 +145,33 @@ class Registry:
         group, _, version = api_version.rpartition("/")
         return self._by_gvk.get((group, version, kind))
 
+    def for_tenant(self, tenant: str) -> Registry:
+        """What a tenant's users are served: the global kinds plus the tenant's own custom ones."""
+        overlay = self._overlays.get(tenant)
+        if overlay is None:
+            return self
+        cached = self._views.get(tenant)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        view = Registry()
+        for info in [*self._by_gvr.values(), *overlay._by_gvr.values()]:
+            view._by_gvr[(info.group, info.version, info.plural)] = info
+            view._by_gvk[(info.group, info.version, info.kind)] = info
+        self._views[tenant] = (self.version, view)
+        return view
+
+    def tenant_infos(self, tenant: str) -> list[ResourceInfo]:
+        overlay = self._overlays.get(tenant)
+        return list(overlay._by_gvr.values()) if overlay is not None else []
+
     def groups(self) -> dict[str, list[str]]:
-        """Group name -> served versions, the preferred version first."""
-        return {g: list(v) for g, v in self._group_versions.items()}
+        """Group name -> served versions, in the order they were added (the preferred one first)."""
+        out: dict[str, list[str]] = {}
+        for group, version, _ in self._by_gvr:
+            versions = out.setdefault(group, [])
+            if version not in versions:
+                versions.append(version)
+        return out
 
     def in_group_version(self, group: str, version: str) -> list[ResourceInfo]:
         return [i for (g, v, _), i in self._by_gvr.items() if g == group and v == version]

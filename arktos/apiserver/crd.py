@@ -18,6 +18,7 @@ from arktos.api import structural
 from arktos.api.errors import FieldError
 from arktos.api.registry import Registry, ResourceInfo, Scope
 from arktos.api.strategy import Strategy
+from arktos.api.tenancy import SYSTEM_TENANT
 from arktos.apiserver.cache import CacheManager, Event
 from arktos.storage.etcd import EtcdStore
 from arktos.storage.keys import resource_prefix
@@ -65,6 +66,8 @@ def infos_for(crd: Obj) -> list[ResourceInfo]:
     names = spec.get("names") or {}
     group = spec.get("group", "")
     scope = Scope.NAMESPACE if spec.get("scope") == "Namespaced" else Scope.TENANT
+    tenant = (crd.get("metadata") or {}).get("tenant", "")
+    owner = "" if tenant in ("", SYSTEM_TENANT) else tenant  # the system tenant's CRDs serve every tenant
     out = []
     for version in spec.get("versions") or []:
         if not version.get("served", True):
@@ -79,6 +82,7 @@ def infos_for(crd: Obj) -> list[ResourceInfo]:
             short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
             subresources=subs, custom_schema=schema,
         )
+        info.owner_tenant = owner
         info.strategy = CustomStrategy("status" in subs, schema)
         info.printer_columns = version.get("additionalPrinterColumns") or []
         out.append(info)
@@ -127,7 +131,8 @@ class CRDRegistrar:
         for info in old:
             if (info.group, info.version, info.plural) not in new_ids:
                 self.registry.remove(info)
-                self.caches.remove_resource(info)
+                if not self._shared(info.etcd_resource):
+                    self.caches.remove_resource(info)
         for info in new:
             self.registry.add(info)
             await self.caches.add_resource(info)
@@ -136,11 +141,33 @@ class CRDRegistrar:
             if crd is not None:
                 await self._mark_established(key, crd)
         elif crd is None and old:
-            # The definition is gone: so are its objects (kube-apiserver does this through a finalizer).
-            prefix = resource_prefix(old[0].etcd_resource)
-            if not any(i.etcd_resource == old[0].etcd_resource for infos in self.served.values() for i in infos):
-                deleted = await self.etcd.delete_prefix(prefix)
-                log.info("deleted %d objects of the removed custom resource %s", deleted, prefix)
+            await self._delete_objects(old[0])
+
+    def _shared(self, etcd_resource: str) -> bool:
+        """Whether another served CRD (another tenant's, say) stores objects under the same keys."""
+        return any(i.etcd_resource == etcd_resource for infos in self.served.values() for i in infos)
+
+    async def _delete_objects(self, info: ResourceInfo) -> None:
+        """The definition is gone: so are its objects (kube-apiserver does this through a finalizer).
+
+        Objects live under `/registry/{group}/{plural}/{tenant}/`.  A tenant's own
+        CRD takes only that tenant's objects; a system CRD takes those of every
+        tenant that does not define the resource itself.
+        """
+        base = resource_prefix(info.etcd_resource)
+        if info.owner_tenant:
+            prefixes = [base + info.owner_tenant + "/"]
+        else:
+            keep = {i.owner_tenant for infos in self.served.values() for i in infos
+                    if i.etcd_resource == info.etcd_resource}
+            kvs, _, _ = await self.etcd.list(base)
+            tenants = {kv.key[len(base):].split("/", 1)[0] for kv in kvs}
+            prefixes = [base + t + "/" for t in sorted(tenants - keep)]
+        deleted = 0
+        for prefix in prefixes:
+            deleted += await self.etcd.delete_prefix(prefix)
+        log.info("deleted %d objects of the removed custom resource %s (%s)", deleted, info.etcd_resource,
+                 info.owner_tenant or "all tenants")
 
     async def _mark_established(self, key: str, crd: Obj) -> None:
         status = crd.get("status") or {}

@@ -391,7 +391,9 @@ class ResourceHandler:
         try:
             await resp.prepare(request)
             deadline = time.monotonic() + timeout_s
-            next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+            # A bookmark every interval, and one just before the deadline, so a client can
+            # resume the next watch from the newest revision (as kube-apiserver does).
+            next_bookmark = min(time.monotonic() + BOOKMARK_INTERVAL, deadline - 1.0)
             convert = self._table_frame(info, request) if mode == "table" else None
             while True:
                 if watcher.buf:
@@ -420,6 +422,8 @@ class ResourceHandler:
                 if bookmarks and time.monotonic() >= next_bookmark and not watcher.buf:
                     await resp.write(self._bookmark(info, caches.revision))
                     next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+                    if next_bookmark > deadline:
+                        next_bookmark = float("inf")
             if watcher.overflowed:
                 err = errors.gone("the watch fell too far behind and was closed; watch again from your last "
                                   "resourceVersion")

@@ -301,10 +301,11 @@ class APIServer:
             return json_response(version_info())
         if path == "/metrics":
             return web.Response(body=metrics.exposition(), content_type="text/plain", charset="utf-8")
+        served = self.registry.for_tenant(user.tenant)
         if path in ("/openapi/v3", "/openapi/v3/"):
-            return json_response(v3_index(self.registry))
+            return json_response(v3_index(served))
         if path.startswith("/openapi/v3/"):
-            found = v3_path_body(self.registry, path[len("/openapi/v3/"):])
+            found = v3_path_body(served, path[len("/openapi/v3/"):])
             if found is None:
                 raise APIError(404, "NotFound", f"no OpenAPI document at {path}")
             body, digest = found
@@ -312,7 +313,7 @@ class APIServer:
             return web.Response(body=body, content_type="application/json", headers={
                 "Cache-Control": "public, immutable" if immutable else "no-cache, private", "Etag": f'"{digest}"'})
         if path == "/openapi/v2":
-            body, content_type, etag = v2_body(self.registry, request.headers.get("Accept", ""))
+            body, content_type, etag = v2_body(served, request.headers.get("Accept", ""))
             return web.Response(body=body, headers={"Content-Type": content_type, "Etag": f'"{etag}"'})
         raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
 
@@ -354,28 +355,30 @@ class APIServer:
         user = await self._authenticate(request)
         parts = [p for p in path.split("/") if p]
         # Discovery: /api, /apis, /api/v1, /apis/{g}, /apis/{g}/{v}
+        served = self.registry.for_tenant(user.tenant)
         if len(parts) <= 2 or (len(parts) == 3 and parts[0] == "apis"):
             await self._authorize_path(request, user, path)
         if parts == ["api"]:
-            return json_response(api_versions(self.registry))
+            return json_response(api_versions(served))
         if parts == ["apis"]:
-            return json_response(api_group_list(self.registry))
+            return json_response(api_group_list(served))
         if len(parts) == 2 and parts[0] == "api":
-            if parts[1] not in self.registry.groups().get("", []):
+            if parts[1] not in served.groups().get("", []):
                 raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
-            return json_response(api_resource_list(self.registry, "", parts[1]))
+            return json_response(api_resource_list(served, "", parts[1]))
         if len(parts) == 2 and parts[0] == "apis":
-            group = api_group(self.registry, parts[1])
+            group = api_group(served, parts[1])
             if group is None:
                 raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
             return json_response(group)
         if len(parts) == 3 and parts[0] == "apis":
-            if parts[2] not in self.registry.groups().get(parts[1], []):
+            if parts[2] not in served.groups().get(parts[1], []):
                 raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
-            return json_response(api_resource_list(self.registry, parts[1], parts[2]))
+            return json_response(api_resource_list(served, parts[1], parts[2]))
 
         ri = parse(request.method, path, request.query.get("watch") in ("true", "1"))
-        info = self.registry.get(ri.group, ri.version, ri.resource)
+        hint = ri.tenant or user.tenant
+        info = self.registry.get(ri.group, ri.version, ri.resource, "" if hint == ALL_TENANTS else hint)
         if info is None:
             raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
         if info.scope.namespaced:

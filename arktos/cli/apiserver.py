@@ -115,7 +115,7 @@ def run_forever(server) -> None:
         try:
             await server.start()
         except Exception as exc:
-            log.error("failed to start: %s", exc)
+            log.error("failed to start: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             await server.stop()
             sys.exit(1)
         await stop.wait()

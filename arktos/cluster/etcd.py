@@ -67,13 +67,17 @@ def start_etcd(
 ) -> subprocess.Popen:
     """Start etcd and wait until its client port answers (about 0.3 s)."""
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        etcd_command(find_etcd(), str(data_dir), client_port, peer_port),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    try:
+        proc = subprocess.Popen(
+            etcd_command(find_etcd(), str(data_dir), client_port, peer_port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        if out is not subprocess.DEVNULL:
+            out.close()  # the child keeps its own copy of the descriptor
     wait_for_port(client_port, proc, what="etcd")
     return proc
 

@@ -219,3 +219,41 @@ def test_a_node_reads_only_its_own_pods(secure):
     assert request(secure, f"/api/v1/namespaces/{ns}/pods/{mine}", cert=n1)[0] == 200
     assert request(secure, f"/api/v1/namespaces/{ns}/pods/{theirs}", cert=n1)[0] == 403
     assert request(secure, "/api/v1/nodes/n2", cert=n1)[0] == 403
+
+
+def test_a_tenants_custom_resources_exist_for_that_tenant_only(secure):
+    owner, other = f"crdown{uuid.uuid4().hex[:5]}", f"crdother{uuid.uuid4().hex[:5]}"
+    make_tenant(secure, owner, ("olga",))
+    make_tenant(secure, other, ("oscar",))
+    olga, oscar = secure.pki.tenant_client(owner, "olga"), secure.pki.tenant_client(other, "oscar")
+    group = f"{owner}.example.com"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"gadgets.{group}"},
+           "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    status, body = request(secure, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", cert=olga,
+                           method="POST", body=crd)
+    assert status == 201, body
+    path = f"/apis/{group}/v1/namespaces/default/gadgets"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and request(secure, path, cert=olga)[0] != 200:
+        time.sleep(0.1)
+    status, _ = request(secure, path, cert=olga, method="POST", body={
+        "apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g1"}})
+    assert status == 201
+    # The owner's discovery lists it; the other tenant's does not, and its requests find nothing.
+    assert group in json.dumps(request(secure, "/apis", cert=olga)[1])
+    assert group not in json.dumps(request(secure, "/apis", cert=oscar)[1])
+    assert request(secure, path, cert=oscar)[0] == 404
+    assert request(secure, f"/apis/{group}/v1", cert=oscar)[0] == 404
+    assert group not in json.dumps(request(secure, "/openapi/v3", cert=oscar)[1])
+    # Deleting the definition removes the owner's objects only.
+    status, _ = request(secure, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.{group}",
+                        cert=olga, method="DELETE")
+    assert status == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and request(secure, path, cert=olga)[0] != 404:
+        time.sleep(0.1)
+    assert request(secure, path, cert=olga)[0] == 404
