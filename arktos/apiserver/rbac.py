@@ -493,10 +493,21 @@ class RBACAuthorizer:
         if not self.feed.sync():
             return False, "RBAC policy is not loaded yet"
         if not attrs.resource_request:
+            verb, path = attrs.verb, attrs.path or "/"
             policy = self.tenants.get(user_tenant)
             if policy is not None:
-                verb, path = attrs.verb, attrs.path or "/"
                 for perms in policy.subjects_of(user.name, user.groups):
+                    if perms.allows_url(verb, path):
+                        return True, ""
+            # Discovery, OpenAPI and /version describe the cluster, not a tenant's objects, so
+            # what the system tenant grants to the public groups on non-resource URLs holds for
+            # every tenant's users too (a new tenant's users need discovery before any policy
+            # of their own exists).  Only those groups count, and never for resources, so no
+            # tenant borrows any other system-tenant grant.
+            system = self.tenants.get(SYSTEM_TENANT)
+            public = tuple(g for g in user.groups if g in PUBLIC_GROUPS)
+            if user_tenant != SYSTEM_TENANT and system is not None and public:
+                for perms in system.subjects_of("", public):
                     if perms.allows_url(verb, path):
                         return True, ""
             return False, "no RBAC policy matched"

@@ -533,3 +533,17 @@ def test_incremental_index_matches_a_fresh_one(cluster: Cluster, authz: RBACAuth
             granted += decision
         fresh.stop()
     assert 0 < granted < 400 * len(queries)
+
+
+def test_system_public_grants_give_tenant_users_discovery_but_nothing_else(
+        cluster: Cluster, authz: RBACAuthorizer) -> None:
+    for obj in system_policy():
+        cluster.put(obj)
+    tenant_user = UserInfo("alice", "acme", ("system:authenticated",))
+    assert allowed(authz, Attributes(tenant_user, "get", "", "", "", "", "", "", "", False, "/apis"))
+    assert allowed(authz, Attributes(tenant_user, "get", "", "", "", "", "", "", "", False, "/version"))
+    assert not allowed(authz, Attributes(tenant_user, "get", "", "", "", "", "", "", "", False, "/metrics"))
+    # a system group a tenant user claims buys nothing from the system tenant
+    claimed = UserInfo("mallory", "acme", ("system:authenticated", "system:masters"))
+    assert not allowed(authz, Attributes(claimed, "get", "", "", "", "", "", "", "", False, "/metrics"))
+    assert not allowed(authz, attrs(claimed, "list", "pods"))
