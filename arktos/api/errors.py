@@ -162,6 +162,10 @@ def too_large(limit: int) -> APIError:
     return APIError(413, "RequestEntityTooLarge", f"the request body is larger than the limit of {limit} bytes")
 
 
+def too_large_object(detail: str) -> APIError:
+    return APIError(413, "RequestEntityTooLarge", f"the object is too large to store: {detail}")
+
+
 def not_acceptable(message: str) -> APIError:
     return APIError(406, "NotAcceptable", message)
 

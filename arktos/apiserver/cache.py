@@ -340,6 +340,8 @@ class CacheManager:
         """Start caching a resource registered after start-up (a custom resource)."""
         existing = self.caches.get(info.etcd_resource)
         if existing is not None:
+            if existing.info.custom_schema is None:
+                raise ValueError(f"{info.etcd_resource} belongs to a built-in kind")
             existing.info = info
             return existing
         cache = ResourceCache(info)
@@ -360,8 +362,9 @@ class CacheManager:
         return cache
 
     def remove_resource(self, info: ResourceInfo) -> None:
-        cache = self.caches.pop(info.etcd_resource, None)
-        if cache:
+        cache = self.caches.get(info.etcd_resource)
+        if cache is not None and cache.info.custom_schema is not None:  # built-ins stay, always
+            del self.caches[info.etcd_resource]
             cache.close_watchers()
 
     def cache_for(self, info: ResourceInfo) -> ResourceCache:

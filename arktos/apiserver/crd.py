@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from arktos.api import structural
+from arktos.api import errors, structural
 from arktos.api.errors import FieldError
 from arktos.api.registry import Registry, ResourceInfo, Scope
 from arktos.api.strategy import Strategy
@@ -89,6 +89,31 @@ def infos_for(crd: Obj) -> list[ResourceInfo]:
     return out
 
 
+RESERVED_GROUP_SUFFIXES = (".k8s.io", ".kubernetes.io")
+
+
+def reserved_group(group: str, builtin_groups: set[str]) -> bool:
+    """Groups a custom resource may not use: the built-in ones and Kubernetes' own domains."""
+    return group in builtin_groups or group.endswith(RESERVED_GROUP_SUFFIXES)
+
+
+class CRDAdmission:
+    """Refuse CRDs that would shadow a built-in kind or take over its etcd keys."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.builtin_groups = {i.group for i in registry}
+
+    async def __call__(self, op: str, info: ResourceInfo, ctx: object, obj: Obj | None, old: Obj | None) -> None:
+        if op not in ("CREATE", "UPDATE") or info.kind != "CustomResourceDefinition" or obj is None:
+            return
+        spec = obj.get("spec")
+        group = spec.get("group") if isinstance(spec, dict) else None
+        if isinstance(group, str) and reserved_group(group, self.builtin_groups):
+            raise errors.invalid_object("CustomResourceDefinition", obj.get("metadata", {}).get("name", ""), [
+                errors.invalid("spec.group", group, "is reserved for the built-in API groups and Kubernetes' "
+                               "own domains (*.k8s.io, *.kubernetes.io)")], "apiextensions.k8s.io")
+
+
 class CRDRegistrar:
     def __init__(self, registry: Registry, caches: CacheManager, etcd: EtcdStore, crd_info: ResourceInfo) -> None:
         self.registry = registry
@@ -96,14 +121,17 @@ class CRDRegistrar:
         self.etcd = etcd
         self.crd_info = crd_info
         self.served: dict[str, list[ResourceInfo]] = {}  # CRD key -> infos
+        self.builtin_groups = {i.group for i in registry}
         self._queue: asyncio.Queue[tuple[str, Obj | None]] = asyncio.Queue()
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
         cache = self.caches.cache_for(self.crd_info)
+        # Listen first, then read the snapshot: an event that lands in between is queued
+        # and re-applied, which is harmless; one that was missed would be lost for good.
+        cache.listeners.append(self._on_event)
         for entry in list(cache.entries.values()):
             await self._sync(entry.key, orjson.loads(entry.raw))
-        cache.listeners.append(self._on_event)
         self._task = asyncio.create_task(self._run(), name="crd-registrar")
 
     async def stop(self) -> None:
@@ -127,15 +155,19 @@ class CRDRegistrar:
     async def _sync(self, key: str, crd: Obj | None) -> None:
         old = self.served.pop(key, [])
         new = infos_for(crd) if crd is not None and not crd["metadata"].get("deletionTimestamp") else []
+        # Defence in depth behind CRDAdmission: a stored CRD for a reserved group is never served.
+        new = [i for i in new if not reserved_group(i.group, self.builtin_groups)]
         new_ids = {(i.group, i.version, i.plural) for i in new}
         for info in old:
             if (info.group, info.version, info.plural) not in new_ids:
                 self.registry.remove(info)
-                if not self._shared(info.etcd_resource):
+                if not self._shared(info.etcd_resource) and all(
+                        i.etcd_resource != info.etcd_resource for i in new):
                     self.caches.remove_resource(info)
         for info in new:
-            self.registry.add(info)
+            # Cache first, then serve: a resource is never reachable without its cache.
             await self.caches.add_resource(info)
+            self.registry.add(info)
         if new:
             self.served[key] = new
             if crd is not None:
@@ -160,8 +192,7 @@ class CRDRegistrar:
         else:
             keep = {i.owner_tenant for infos in self.served.values() for i in infos
                     if i.etcd_resource == info.etcd_resource}
-            kvs, _, _ = await self.etcd.list(base)
-            tenants = {kv.key[len(base):].split("/", 1)[0] for kv in kvs}
+            tenants = {key[len(base):].split("/", 1)[0] for key in await self.etcd.keys(base)}
             prefixes = [base + t + "/" for t in sorted(tenants - keep)]
         deleted = 0
         for prefix in prefixes:

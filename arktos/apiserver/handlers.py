@@ -132,16 +132,21 @@ def encode_list(info: ResourceInfo, entries: list[Entry], revision: int, continu
     return b"".join(parts)
 
 
-def encode_continue(revision: int, start: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"rv": revision, "start": start})).decode()
+def encode_continue(revision: int, prefix: str, next_key: str) -> str:
+    """An opaque token: the list's revision and where the next page starts, relative to the
+    list's own key prefix, so a token can never point outside what its caller may list."""
+    return base64.urlsafe_b64encode(orjson.dumps({"rv": revision, "start": next_key[len(prefix):]})).decode()
 
 
-def decode_continue(token: str) -> tuple[int, str]:
+def decode_continue(token: str, prefix: str) -> tuple[int, str]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(data["rv"]), str(data["start"])
+        revision, start = int(data["rv"]), str(data["start"])
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise errors.bad_request("continue key is not valid: malformed token") from None
+    if revision <= 0 or not start or "\0" in start:
+        raise errors.bad_request("continue key is not valid: malformed token")
+    return revision, prefix + start
 
 
 def partial_meta(obj: Obj) -> Obj:
@@ -328,7 +333,7 @@ class ResourceHandler:
         if token:
             if rv:
                 raise errors.bad_request("specifying resource version is not allowed when using continue")
-            revision, start = decode_continue(token)
+            revision, start = decode_continue(token, store.prefix(ctx))
             if store.caches.revision == revision:
                 entries, _, next_key = await store.list_entries(ctx, flt, resource_version="0", limit=limit,
                                                                 start_key=start)
@@ -342,7 +347,7 @@ class ResourceHandler:
                     ) from None
         else:
             entries, revision, next_key = await store.list_entries(ctx, flt, resource_version=rv, limit=limit)
-        cont = encode_continue(revision, next_key) if next_key else ""
+        cont = encode_continue(revision, store.prefix(ctx), next_key) if next_key else ""
         mode = wants(request)
         if mode == "json":
             return json_response(encode_list(info, entries, revision, cont))

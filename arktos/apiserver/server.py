@@ -47,19 +47,31 @@ from arktos.apiserver.authn import (
 from arktos.apiserver.authz_union import UnionAuthorizer
 from arktos.apiserver.bootstrap_policy import system_policy
 from arktos.apiserver.cache import CacheManager
-from arktos.apiserver.crd import CRDRegistrar
+from arktos.apiserver.crd import CRDAdmission, CRDRegistrar
 from arktos.apiserver.handlers import MAX_BODY, ResourceHandler, json_response
 from arktos.apiserver.ipalloc import ServiceAllocator
 from arktos.apiserver.nodeauth import NodeAuthorizer
 from arktos.apiserver.rbac import RBACAuthorizer
 from arktos.apiserver.requestinfo import parse
 from arktos.apiserver.store import Admission, Ctx, GenericStore
-from arktos.storage.etcd import EtcdStore, StorageError
+from arktos.storage.etcd import Compacted, EtcdStore, StorageError, ValueTooLarge
+from arktos.storage.etcd import NotFound as StorageNotFound
 
 log = logging.getLogger("arktos.apiserver")
 
 KUBE_MINOR = "30"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+def storage_status(exc: StorageError) -> APIError:
+    """The one place storage failures become API errors."""
+    if isinstance(exc, ValueTooLarge):
+        return errors.too_large_object(str(exc))
+    if isinstance(exc, Compacted):
+        return errors.gone("the requested resourceVersion is older than the server's history; list again")
+    if isinstance(exc, StorageNotFound):
+        return APIError(404, "NotFound", "the object was deleted while the request was served")
+    return errors.unavailable(f"the storage backend is unavailable: {exc}")
 
 
 def version_info() -> dict[str, str]:
@@ -113,8 +125,8 @@ class APIServer:
         self.caches = CacheManager(self.etcd)
         self.services = ServiceAllocator(self.etcd, self.caches, config.service_cluster_ip_range,
                                          config.service_node_port_range)
-        self.admission: list[Admission] = config.admission or [*default_admission(self.caches, self.etcd),
-                                                               self.services]
+        self.admission: list[Admission] = config.admission or [
+            *default_admission(self.caches, self.etcd), CRDAdmission(self.registry), self.services]
         self.authenticator: Authenticator = config.authenticator or self._authenticators()
         self.authorizer: Authorizer = config.authorizer or self._authorizers()
         self._stores: dict[int, GenericStore] = {}
@@ -276,6 +288,11 @@ class APIServer:
             return await handler(request)
         except APIError as exc:
             return json_response(exc.status(), exc.code, exc.headers or None)
+        except StorageError as exc:
+            err = storage_status(exc)
+            if err.code >= 500:
+                log.warning("storage error serving %s %s: %s", request.method, request.path, exc)
+            return json_response(err.status(), err.code)
         except web.HTTPException as exc:
             if exc.status == 413:
                 err = errors.too_large(MAX_BODY)

@@ -28,14 +28,13 @@ from arktos.api.tenancy import ALL_TENANTS
 from arktos.api.validation import validate_object_meta, validate_object_meta_update
 from arktos.apiserver.auth import UserInfo
 from arktos.apiserver.cache import CacheManager, Entry, Filter, ResourceCache
-from arktos.storage.etcd import EtcdStore, KeyExists, NotFound, RevisionMismatch, StorageUnavailable
+from arktos.storage.etcd import EtcdStore, KeyExists, NotFound, RevisionMismatch
 from arktos.storage.keys import object_key, scope_prefix
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-MAX_UPDATE_RETRIES = 16
 
 
 def now_rfc3339() -> str:
@@ -56,10 +55,6 @@ class Ctx:
 
 # An admission hook sees the operation, the new object (or None) and the old one.
 Admission = Callable[[str, ResourceInfo, Ctx, Obj | None, Obj | None], Awaitable[None]]
-
-
-def _storage_error(exc: StorageUnavailable) -> APIError:
-    return errors.unavailable(str(exc))
 
 
 class GenericStore:
@@ -119,10 +114,7 @@ class GenericStore:
     # -- reads ---------------------------------------------------------------
 
     async def get(self, ctx: Ctx, name: str) -> Obj:
-        try:
-            kv = await self.etcd.get(self.key(ctx, name))
-        except StorageUnavailable as exc:
-            raise _storage_error(exc) from exc
+        kv = await self.etcd.get(self.key(ctx, name))
         if kv is None:
             raise self._not_found(name)
         return self._decode(kv.value, kv.mod_revision)
@@ -132,10 +124,7 @@ class GenericStore:
     ) -> tuple[list[Entry], int, str]:
         """Matching entries from the cache: (entries, list revision, next key or "")."""
         if resource_version == "":
-            try:
-                await self.caches.wait_consistent()
-            except StorageUnavailable as exc:
-                raise _storage_error(exc) from exc
+            await self.caches.wait_consistent()
         elif resource_version != "0":
             try:
                 wanted = int(resource_version)
@@ -153,12 +142,11 @@ class GenericStore:
         """A later page of a list whose snapshot the cache has moved past."""
         out: list[Entry] = []
         prefix = self.prefix(ctx)
+        if start_key and not start_key.startswith(prefix):
+            raise errors.bad_request("continue key is not valid: it does not belong to this list")
         start = start_key or prefix
         while True:
-            try:
-                page, _, more = await self.etcd.list(prefix, revision=revision, limit=max(limit, 500), start_key=start)
-            except StorageUnavailable as exc:
-                raise _storage_error(exc) from exc
+            page, _, more = await self.etcd.list(prefix, revision=revision, limit=max(limit, 500), start_key=start)
             for kv in page:
                 entry = Entry(kv.key, orjson.loads(kv.value), kv.mod_revision, self.info)
                 if flt is None or flt(entry):
@@ -202,7 +190,8 @@ class GenericStore:
         meta["creationTimestamp"] = now_rfc3339()
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(key, None)
-        for ref in meta.get("ownerReferences") or ():
+        refs = meta.get("ownerReferences")
+        for ref in refs if isinstance(refs, list) else ():
             if isinstance(ref, dict) and isinstance(ref.get("uid"), str):
                 ref["hashKey"] = compute_hash_key(ref["uid"])
         if self.strategy.tracks_generation:
@@ -217,6 +206,8 @@ class GenericStore:
         obj["kind"] = info.kind
         meta = self._prepare_meta_for_create(ctx, obj)
         generate = not meta.get("name") and meta.get("generateName")
+        if generate and not isinstance(generate, str):
+            raise self._invalid("", [errors.invalid("metadata.generateName", generate, "must be a string")])
         if generate:
             meta["name"] = generate + "".join(random.choices(GENERATE_ALPHABET, k=5))
         self.strategy.prepare_for_create(obj)
@@ -238,8 +229,6 @@ class GenericStore:
                     meta["name"] = generate + "".join(random.choices(GENERATE_ALPHABET, k=5))
                     continue
                 raise errors.already_exists(info.plural, meta["name"], info.group) from None
-            except StorageUnavailable as exc:
-                raise _storage_error(exc) from exc
             meta["resourceVersion"] = str(rev)
             return obj
         raise AssertionError("unreachable")
@@ -264,17 +253,14 @@ class GenericStore:
         """
         info = self.info
         key = self.key(ctx, name)
-        for _ in range(MAX_UPDATE_RETRIES):
-            try:
-                kv = await self.etcd.get(key)
-            except StorageUnavailable as exc:
-                raise _storage_error(exc) from exc
+        while True:
+            kv = await self.etcd.get(key)
             if kv is None:
                 if create_missing is None:
                     raise self._not_found(name)
                 return await self.create(ctx, create_missing()), True
             old = self._decode(kv.value, kv.mod_revision)
-            result = mutate(orjson.loads(orjson.dumps(old)))
+            result = mutate(self._decode(kv.value, kv.mod_revision))
             new = await result if isinstance(result, Awaitable) else result
             if not isinstance(new, dict):
                 raise errors.bad_request("the request body must be an object")
@@ -294,33 +280,21 @@ class GenericStore:
             await self._admit("UPDATE", ctx, new, old)
             if ctx.dry_run:
                 return new, False
-            if new["metadata"].get("deletionTimestamp") and not self.strategy.deletion_held(new) and (
-                not self._graceful_pending(new)
-            ):
-                # The last finalizer went away from an object being deleted: it goes now.
-                try:
-                    rev, _ = await self.etcd.delete(key, kv.mod_revision)
-                except RevisionMismatch:
-                    if wanted_rv:
-                        raise errors.conflict(info.plural, name, info.group) from None
-                    continue
-                except NotFound:
-                    raise self._not_found(name) from None
-                new["metadata"]["resourceVersion"] = str(rev)
-                return new, False
             try:
-                rev = await self.etcd.update(key, self._encode(new), kv.mod_revision)
+                if new["metadata"].get("deletionTimestamp") and not self.strategy.deletion_held(new) and (
+                        not self._graceful_pending(new)):
+                    # The last finalizer went away from an object being deleted: it goes now.
+                    rev, _ = await self.etcd.delete(key, kv.mod_revision)
+                else:
+                    rev = await self.etcd.update(key, self._encode(new), kv.mod_revision)
             except RevisionMismatch:
-                if wanted_rv:
-                    raise errors.conflict(info.plural, name, info.group) from None
+                # Another writer won.  Redo the change on the fresh object, as Kubernetes'
+                # GuaranteedUpdate does; a stale precondition fails the check above next time.
                 continue
             except NotFound:
                 raise self._not_found(name) from None
-            except StorageUnavailable as exc:
-                raise _storage_error(exc) from exc
             new["metadata"]["resourceVersion"] = str(rev)
             return new, False
-        raise errors.conflict(info.plural, name, info.group, "too many concurrent updates; try again")
 
     def _prepare_update(self, ctx: Ctx, new: Obj, old: Obj, subresource: str) -> Obj:
         info = self.info
@@ -342,7 +316,8 @@ class GenericStore:
             for k in ("namespace", "tenant"):
                 if k in old_meta and not meta.get(k):
                     meta[k] = old_meta[k]
-            for ref in meta.get("ownerReferences") or ():
+            refs = meta.get("ownerReferences")
+            for ref in refs if isinstance(refs, list) else ():
                 if isinstance(ref, dict) and isinstance(ref.get("uid"), str):
                     ref["hashKey"] = compute_hash_key(ref["uid"])
             if subresource in ("", "scale"):
@@ -384,16 +359,17 @@ class GenericStore:
         preconditions = options.get("preconditions") or {}
         grace = options.get("gracePeriodSeconds")
         policy = options.get("propagationPolicy")
+        if not isinstance(preconditions, dict):
+            raise errors.bad_request("DeleteOptions.preconditions must be an object")
+        if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+            raise errors.bad_request("DeleteOptions.gracePeriodSeconds must be an integer")
         if options.get("orphanDependents") is True and not policy:
             policy = "Orphan"
         if policy not in (None, "Orphan", "Foreground", "Background"):
             raise errors.invalid_object("DeleteOptions", "", [errors.not_supported(
                 "propagationPolicy", policy, ["Foreground", "Background", "Orphan"])], group="meta.k8s.io")
-        for _ in range(MAX_UPDATE_RETRIES):
-            try:
-                kv = await self.etcd.get(key)
-            except StorageUnavailable as exc:
-                raise _storage_error(exc) from exc
+        while True:
+            kv = await self.etcd.get(key)
             if kv is None:
                 raise self._not_found(name)
             obj = self._decode(kv.value, kv.mod_revision)
@@ -414,44 +390,45 @@ class GenericStore:
             elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
                 finalizers.append("foregroundDeletion")
             graceful = self._grace_period(obj, grace)
-            if finalizers or graceful or self.strategy.deletion_held(obj):
-                if meta.get("deletionTimestamp"):
-                    if graceful == 0 and obj.get("kind") == "Pod" and not self.strategy.deletion_held(obj):
-                        pass  # a forced delete of a terminating pod goes through now
+            held = bool(finalizers) or self.strategy.deletion_held(obj)
+            write: Obj | None = None
+            if meta.get("deletionTimestamp"):
+                current = meta.get("deletionGracePeriodSeconds")
+                if graceful or held:
+                    if current is not None and graceful < current:
+                        # Shortening a graceful deletion (a forced delete of a pod that
+                        # finalizers still hold): record it so the pod goes once they are done.
+                        write = obj
+                        if graceful:
+                            meta["deletionGracePeriodSeconds"] = graceful
+                        else:
+                            meta.pop("deletionGracePeriodSeconds")
                     else:
                         return obj, False  # already being deleted
-                else:
-                    meta["deletionTimestamp"] = now_rfc3339()
-                    meta["deletionGracePeriodSeconds"] = graceful or 0
-                    if not graceful:
-                        meta.pop("deletionGracePeriodSeconds")
-                    if finalizers:
-                        meta["finalizers"] = finalizers
-                    if "generation" in meta and self.strategy.tracks_generation:
-                        meta["generation"] += 1
-                    if self.info.kind in ("Namespace", "Tenant"):
-                        obj.setdefault("status", {})["phase"] = "Terminating"
-                    if ctx.dry_run:
-                        return obj, False
-                    try:
-                        rev = await self.etcd.update(key, self._encode(obj), kv.mod_revision)
-                    except RevisionMismatch:
-                        continue
-                    meta["resourceVersion"] = str(rev)
-                    return obj, False
+            elif graceful or held:
+                write = obj
+                meta["deletionTimestamp"] = now_rfc3339()
+                if graceful:
+                    meta["deletionGracePeriodSeconds"] = graceful
+                if finalizers:
+                    meta["finalizers"] = finalizers
+                if "generation" in meta and self.strategy.tracks_generation:
+                    meta["generation"] += 1
+                if self.info.kind in ("Namespace", "Tenant"):
+                    obj.setdefault("status", {})["phase"] = "Terminating"
             if ctx.dry_run:
-                return obj, True
+                return obj, write is None
             try:
-                rev, _ = await self.etcd.delete(key, kv.mod_revision)
+                if write is not None:
+                    rev = await self.etcd.update(key, self._encode(write), kv.mod_revision)
+                else:
+                    rev, _ = await self.etcd.delete(key, kv.mod_revision)
             except RevisionMismatch:
-                continue
+                continue  # changed under us: decide again on the fresh object
             except NotFound:
                 raise self._not_found(name) from None
-            except StorageUnavailable as exc:
-                raise _storage_error(exc) from exc
             meta["resourceVersion"] = str(rev)
-            return obj, True
-        raise errors.conflict(info.plural, name, info.group, "too many concurrent updates; try again")
+            return obj, write is None
 
     def _grace_period(self, obj: Obj, requested: int | None) -> int:
         """Seconds of graceful deletion: only scheduled, still-running pods get any."""

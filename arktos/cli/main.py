@@ -6,6 +6,7 @@ import click
 
 from arktos import __version__
 from arktos.cli.apiserver import apiserver
+from arktos.cli.controller_manager import controller_manager
 from arktos.cli.tenant import kubeconfig, tenant
 from arktos.cli.up import down, status, up
 
@@ -22,6 +23,7 @@ def cli() -> None:
 
 for command in (apiserver, up, down, status, tenant, kubeconfig):
     cli.add_command(command)
+cli.add_command(controller_manager)
 
 
 def main() -> None:

@@ -30,7 +30,9 @@ __all__ = [
     "KeyExists",
     "NotFound",
     "RevisionMismatch",
+    "StorageError",
     "StorageUnavailable",
+    "ValueTooLarge",
     "WatchEvent",
 ]
 
@@ -65,6 +67,10 @@ class Compacted(StorageError):
 
 class StorageUnavailable(StorageError):
     pass
+
+
+class ValueTooLarge(StorageError):
+    """etcd refused a value larger than its request limit (--max-request-bytes)."""
 
 
 @dataclass(slots=True)
@@ -140,6 +146,8 @@ class EtcdStore:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
                 raise Compacted(0) from exc
+            if "too large" in (exc.details() or ""):
+                raise ValueTooLarge(exc.details()) from exc
             raise StorageUnavailable(f"etcd error: {exc.code().name}: {exc.details()}") from exc
 
     async def current_revision(self) -> int:
@@ -159,9 +167,10 @@ class EtcdStore:
         Paging callers pass the returned revision back with the key after the
         last one they saw, so every page is read from the same snapshot.
         """
+        start = start_key if start_key and start_key > prefix else prefix  # never before the prefix
         resp = await self._call(
             self._kv.get(
-                start_key or prefix,
+                start,
                 range_end=prefix_end(prefix),
                 revision=revision,
                 limit=limit,
@@ -169,6 +178,19 @@ class EtcdStore:
             )
         )
         return [_kv(kv) for kv in resp.kvs], resp.header.revision, resp.more
+
+    async def keys(self, prefix: str, page: int = 10_000) -> list[str]:
+        """Every key under `prefix`, read in pages without values."""
+        out: list[str] = []
+        start = prefix
+        end = prefix_end(prefix)
+        while True:
+            resp = await self._call(self._kv.get(start, range_end=end, keys_only=True, limit=page,
+                                                 timeout=self._timeout))
+            out.extend(kv.key.decode() for kv in resp.kvs)
+            if not resp.more:
+                return out
+            start = out[-1] + "\0"
 
     async def count(self, prefix: str) -> int:
         resp = await self._call(
