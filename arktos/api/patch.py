@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonpatch
-import yaml
 
 from arktos.api.errors import APIError, bad_request
+from arktos.api.yamlio import load_yaml
 
 Obj = dict[str, Any]
 Schema = dict[str, Any]
@@ -1162,28 +1162,13 @@ def _now() -> str:
 # --------------------------------------------------------------------------- server-side apply
 
 
-class _NoTimestampLoader(yaml.SafeLoader):
-    """YAML as Kubernetes reads it: an unquoted date stays a string, it is not a datetime."""
-
-
-_NoTimestampLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def parse_apply_body(body: bytes) -> Obj:
     """Decode the body of an apply request (YAML, which includes JSON) into an object.
 
     Only JSON-compatible data is accepted: non-string keys become strings (as
     sigs.k8s.io/yaml does), binary or other exotic YAML types are refused.
     """
-    try:
-        data = yaml.load(body, Loader=_NoTimestampLoader)  # a SafeLoader subclass: safe
-    except yaml.YAMLError as err:
-        raise bad_request(f"error decoding YAML: {err}") from None
-    except (UnicodeDecodeError, ValueError) as err:
-        raise bad_request(f"error decoding YAML: {err}") from None
+    data = load_yaml(body, "the apply configuration")
     if not isinstance(data, dict):
         raise bad_request(f"the apply configuration must be a YAML object, not {_type_name(data)}")
     return _to_json(data, "")

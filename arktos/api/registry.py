@@ -160,10 +160,6 @@ class Registry:
         self._views[tenant] = (self.version, view)
         return view
 
-    def tenant_infos(self, tenant: str) -> list[ResourceInfo]:
-        overlay = self._overlays.get(tenant)
-        return list(overlay._by_gvr.values()) if overlay is not None else []
-
     def groups(self) -> dict[str, list[str]]:
         """Group name -> served versions, in the order they were added (the preferred one first)."""
         out: dict[str, list[str]] = {}

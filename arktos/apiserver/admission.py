@@ -91,8 +91,19 @@ def _terminating(obj: Obj) -> bool:
         (obj.get("status") or {}).get("phase") == "Terminating")
 
 
-async def service_account_default(op: str, info: ResourceInfo, ctx: Ctx, obj: Obj | None, old: Obj | None) -> None:
+class _ServiceAccountDefault:
     """Pods run as their namespace's `default` service account unless they name one."""
+
+    mutating = True
+
+    async def __call__(self, op: str, info: ResourceInfo, ctx: Ctx, obj: Obj | None, old: Obj | None) -> None:
+        await _default_service_account(op, info, obj)
+
+
+service_account_default = _ServiceAccountDefault()
+
+
+async def _default_service_account(op: str, info: ResourceInfo, obj: Obj | None) -> None:
     if op != "CREATE" or info.kind != "Pod" or info.group or obj is None:
         return
     spec = obj.get("spec")

@@ -6,9 +6,8 @@ caught up with the revision etcd reports", usually microseconds.  Each
 resource keeps its objects as pre-encoded JSON (with resourceVersion set)
 plus the few values selectors look at; a list is a filter and a byte join,
 and a watch event is encoded once and shared by every watcher that receives
-it.  Watchers are indexed by the field they are most selective on (a node
-agent's `spec.nodeName=X`, a tenant), so thousands of node watchers do not
-each look at every pod event.
+it.  Watchers of `spec.nodeName=X` (node agents) are indexed by that value,
+so thousands of node watchers do not each look at every pod event.
 """
 
 from __future__ import annotations
@@ -16,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import heapq
 import logging
-import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 HISTORY = 20_000  # events kept per resource for watches that resume from a revision
 WATCHER_BUFFER = 10_000  # frames a slow watcher may fall behind before it is closed
 INDEXED_FIELDS = ("spec.nodeName",)
+PROGRESS_RESOURCE = "_progress"  # keys API servers touch to move their watch forward; no kind lives here
 
 
 class Entry:
@@ -103,7 +104,7 @@ Filter = Callable[[Entry], bool]
 class Watcher:
     """One client watch: a buffer of frames the HTTP handler drains."""
 
-    __slots__ = ("_index", "buf", "cache", "closed", "filter", "overflowed", "prefix", "wake")
+    __slots__ = ("_index", "buf", "cache", "closed", "filter", "limit", "overflowed", "prefix", "wake")
 
     def __init__(self, cache: ResourceCache, prefix: str, flt: Filter | None, index: tuple[str, str] | None) -> None:
         self.cache = cache
@@ -114,6 +115,7 @@ class Watcher:
         self.wake = asyncio.Event()
         self.closed = False
         self.overflowed = False
+        self.limit = WATCHER_BUFFER  # raised by the size of the initial snapshot, which is no lag
 
     def matches(self, entry: Entry | None) -> bool:
         if entry is None or not entry.key.startswith(self.prefix):
@@ -134,7 +136,7 @@ class Watcher:
     def push(self, frame: bytes) -> None:
         if self.closed:
             return
-        if len(self.buf) >= WATCHER_BUFFER:
+        if len(self.buf) >= self.limit:
             self.overflowed = True
             self.close()
             return
@@ -170,13 +172,22 @@ class ResourceCache:
     def load(self, kvs: Iterable[tuple[str, bytes, int]], revision: int) -> None:
         self.entries = {}
         for key, value, rv in kvs:
-            try:
-                self.entries[key] = Entry(key, orjson.loads(value), rv, self.info)
-            except orjson.JSONDecodeError:
-                log.error("undecodable object in etcd at %s; ignoring it", key)
+            entry = self._entry(key, value, rv)
+            if entry is not None:
+                self.entries[key] = entry
         self._sorted = None
         self.history.clear()
         self.window_start = revision
+
+    def _entry(self, key: str, value: bytes, rv: int) -> Entry | None:
+        try:
+            obj = orjson.loads(value)
+            if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+                raise ValueError("not an object with metadata")
+            return Entry(key, obj, rv, self.info)
+        except Exception as exc:  # one bad value must never stop the cache for everyone
+            log.error("unreadable object in etcd at %s (revision %d): %s; serving it as absent", key, rv, exc)
+            return None
 
     def apply(self, ev: WatchEvent) -> None:
         old = self.entries.get(ev.key)
@@ -187,19 +198,24 @@ class ResourceCache:
             self._sorted = None
             event = Event(ev.revision, None, old)
         else:
-            try:
-                new = Entry(ev.key, orjson.loads(ev.value), ev.revision, self.info)
-            except orjson.JSONDecodeError:
-                log.error("undecodable object in etcd at %s; ignoring it", ev.key)
+            new = self._entry(ev.key, ev.value, ev.revision)
+            if new is None:
+                # Not an object we can serve: for every reader it is as if it were deleted.
+                if old is not None:
+                    self.apply(WatchEvent("DELETE", ev.key, b"", ev.revision))
                 return
             if old is None:
                 self._sorted = None
             self.entries[ev.key] = new
             event = Event(ev.revision, new, old)
-        self.history.append(event)
-        if len(self.history) >= 2 * HISTORY:
-            del self.history[:-HISTORY]
-            self.window_start = self.history[0].rv - 1
+        history = self.history
+        history.append(event)
+        if len(history) >= 2 * HISTORY:
+            cut = len(history) - HISTORY
+            while cut < len(history) and history[cut].rv == history[cut - 1].rv:
+                cut += 1  # events of one revision stay or go together
+            self.window_start = history[cut - 1].rv
+            del history[:cut]
         self._dispatch(event)
         for listener in self.listeners:
             listener(event)
@@ -248,9 +264,7 @@ class ResourceCache:
 
     # -- watchers -------------------------------------------------------------
 
-    def add_watcher(
-        self, prefix: str, flt: Filter | None, index: tuple[str, str] | None, since: int | None, now: int
-    ) -> Watcher:
+    def add_watcher(self, prefix: str, flt: Filter | None, index: tuple[str, str] | None, since: int | None) -> Watcher:
         """Register a watcher; `since` None means "send the current state first".
 
         Runs without awaiting, so no event can slip between the replayed
@@ -260,7 +274,9 @@ class ResourceCache:
             raise gone(f"too old resource version: {since} ({self.window_start})")
         w = Watcher(self, prefix, flt, index)
         if since is None:
-            for entry in self.select(prefix, flt)[0]:
+            initial = self.select(prefix, flt)[0]
+            w.limit += len(initial)
+            for entry in initial:
                 w.push(b'{"type":"ADDED","object":' + entry.raw + b"}\n")
         else:
             history = self.history
@@ -286,9 +302,6 @@ class ResourceCache:
         for w in [*self.watchers_all, *(w for g in self.watchers_by.values() for w in g)]:
             w.close()
 
-    @property
-    def watcher_count(self) -> int:
-        return len(self.watchers_all) + sum(len(g) for g in self.watchers_by.values())
 
 
 class CacheManager:
@@ -302,7 +315,11 @@ class CacheManager:
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
-        self.last_event_time = 0.0
+        # Called after a reload from etcd (the watch fell behind compaction): in-process
+        # observers that follow events must resynchronise from the entries.
+        self.reload_listeners: list[Callable[[], None]] = []
+        self._nudging: asyncio.Future[int] | None = None
+        self._instance = uuid.uuid4().hex[:12]
 
     async def start(self, infos: Iterable[ResourceInfo]) -> None:
         for info in infos:
@@ -321,9 +338,11 @@ class CacheManager:
 
     async def _load_all(self) -> None:
         revision = await self.store.current_revision()
-        for cache in self.caches.values():
+        for cache in list(self.caches.values()):
             await self._load(cache, revision)
         self._advance(revision)
+        for callback in self.reload_listeners:
+            callback()
 
     async def _load(self, cache: ResourceCache, revision: int) -> None:
         kvs: list[tuple[str, bytes, int]] = []
@@ -374,7 +393,6 @@ class CacheManager:
         while True:
             try:
                 async for batch in self.store.watch(ROOT, self.revision + 1):
-                    self.last_event_time = time.monotonic()
                     for ev in batch:
                         cache = self.caches.get(_resource_of(ev.key))
                         if cache is None:
@@ -410,7 +428,7 @@ class CacheManager:
             return
         self.revision = revision
         while self._waiters and self._waiters[0][0] <= revision:
-            _, _, fut = self._waiters.pop(0)
+            _, _, fut = heapq.heappop(self._waiters)
             if not fut.done():
                 fut.set_result(None)
 
@@ -420,18 +438,30 @@ class CacheManager:
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._seq += 1
-        bisect.insort(self._waiters, (revision, self._seq, fut))
+        heapq.heappush(self._waiters, (revision, self._seq, fut))
         try:
             await asyncio.wait_for(fut, wait)
             return True
         except TimeoutError:
-            return False
+            return False  # the future stays in the heap, done, and is dropped when its turn comes
 
     async def wait_consistent(self, wait: float = 3.0) -> None:
         """Make the next cache read at least as new as a quorum read of etcd."""
         revision = await self.store.current_revision()
+        if self.revision >= revision or await self.wait_for(revision, 0.05):
+            return
+        # etcd's revision moved but nothing under /registry/ did (a write elsewhere in a shared
+        # etcd): the watch would never bring us there.  Touch a key of our own under /registry/
+        # so it does, the way kube-apiserver asks etcd for a progress notification.
+        await self._nudge()
         if not await self.wait_for(revision, wait):
             raise timeout(f"the watch cache did not reach revision {revision} within {wait:.0f}s")
+
+    async def _nudge(self) -> None:
+        if self._nudging is None or self._nudging.done():
+            key = f"{ROOT}{PROGRESS_RESOURCE}/{self._instance}"
+            self._nudging = asyncio.ensure_future(self.store.put(key, b"{}"))
+        await asyncio.shield(self._nudging)
 
 
 def _rv(event: Event) -> int:

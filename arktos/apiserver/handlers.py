@@ -12,13 +12,13 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
 from arktos.api import errors, patch
@@ -27,6 +27,7 @@ from arktos.api.registry import ResourceInfo
 from arktos.api.schemas import SCHEMAS
 from arktos.api.selectors import parse_field_selector, parse_label_selector
 from arktos.api.tables import table
+from arktos.api.yamlio import load_yaml
 from arktos.apiserver import metrics
 from arktos.apiserver.cache import Entry, Filter
 from arktos.apiserver.requestinfo import RequestInfo
@@ -37,6 +38,8 @@ Obj = dict[str, Any]
 JSON = "application/json"
 MAX_BODY = 3 * 1024 * 1024
 DEFAULT_WATCH_TIMEOUT = 1800
+MAX_WATCH_TIMEOUT = 7 * 24 * 3600
+MAX_FIELD_MANAGER = 128
 BOOKMARK_INTERVAL = 60.0
 
 PATCH_TYPES = {
@@ -94,6 +97,10 @@ async def read_body(request: web.Request) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise errors.too_large(MAX_BODY) from None
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # undecodable Content-Encoding, broken chunking: the client's fault
+        raise errors.bad_request(f"the request body could not be read: {exc}") from None
 
 
 def decode_object(data: bytes, content_type: str) -> Obj:
@@ -104,10 +111,7 @@ def decode_object(data: bytes, content_type: str) -> Obj:
         except orjson.JSONDecodeError as exc:
             raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
     elif media in ("application/yaml", "application/x-yaml", "text/yaml"):
-        try:
-            obj = yaml.safe_load(data)
-        except yaml.YAMLError as exc:
-            raise errors.bad_request(f"the request body is not valid YAML: {exc}") from None
+        obj = load_yaml(data)
     else:
         raise errors.unsupported_media_type(content_type)
     if not isinstance(obj, dict):
@@ -208,13 +212,37 @@ def dry_run(request: web.Request) -> bool:
     return bool(values)
 
 
-def check_fields(request: web.Request, info: ResourceInfo, obj: Obj, ctx: Ctx) -> None:
-    """fieldValidation: Strict rejects unknown fields, Warn (the default) reports them."""
+def duplicate_fields(data: bytes) -> list[str]:
+    """Keys that appear twice in one JSON object (orjson keeps the last one silently)."""
+    found: list[str] = []
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                found.append(key)
+            seen.add(key)
+        return dict(pairs)
+
+    try:
+        json.loads(data, object_pairs_hook=pairs_hook)
+    except ValueError:
+        return []  # not JSON (YAML): the decoder already reported what it could
+    return found
+
+
+def check_fields(request: web.Request, info: ResourceInfo, obj: Obj, ctx: Ctx, raw: bytes | None = None) -> None:
+    """fieldValidation: Strict rejects unknown and duplicate fields, Warn (the default) reports
+    unknown ones.  Duplicates are looked for under Strict only: it costs a second parse."""
     mode = request.query.get("fieldValidation", "Warn")
     if mode not in ("Ignore", "Warn", "Strict"):
         raise errors.bad_request(f"fieldValidation must be one of Ignore, Warn, Strict, not {mode!r}")
     if mode == "Ignore":
         return
+    if mode == "Strict" and raw is not None and raw.lstrip()[:1] == b"{":
+        dupes = duplicate_fields(raw)
+        if dupes:
+            raise errors.bad_request("strict decoding error: " + ", ".join(f'duplicate field "{d}"' for d in dupes))
     schema: Any = info.custom_schema if info.custom_schema is not None else info.schema_name
     if not schema or (isinstance(schema, str) and schema not in SCHEMAS):
         return
@@ -267,6 +295,7 @@ class ResourceHandler:
 
     async def handle(self, request: web.Request, ri: RequestInfo, info: ResourceInfo, ctx: Ctx) -> web.StreamResponse:
         store = self.stores(info)
+        ctx.field_manager = request.query.get("fieldManager", "")
         sub = ri.subresource
         if sub and sub not in info.subresources:
             raise errors.APIError(404, "NotFound", f"the server could not find the requested resource "
@@ -330,6 +359,8 @@ class ResourceHandler:
             raise errors.bad_request("limit must not be negative")
         token = request.query.get("continue", "")
         rv = request.query.get("resourceVersion", "")
+        if rv and not (rv.isdigit()):
+            raise errors.bad_request(f"invalid resourceVersion {rv!r}: must be a non-negative integer")
         if token:
             if rv:
                 raise errors.bad_request("specifying resource version is not allowed when using continue")
@@ -371,6 +402,7 @@ class ResourceHandler:
         timeout_s = q_int(request, "timeoutSeconds")
         if timeout_s is None or timeout_s <= 0:
             timeout_s = DEFAULT_WATCH_TIMEOUT
+        timeout_s = min(timeout_s, MAX_WATCH_TIMEOUT)
         bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
         mode = wants(request)
         caches = store.caches
@@ -386,7 +418,7 @@ class ResourceHandler:
                 raise errors.bad_request(f"invalid resourceVersion {rv!r}") from None
             if not await caches.wait_for(since):
                 raise errors.timeout(f"Too large resource version: {since}, current: {caches.revision}")
-        watcher = store.cache.add_watcher(store.prefix(ctx), flt, index, since, caches.revision)
+        watcher = store.add_watcher(ctx, flt, index, since)
         gauge = metrics.WATCHERS.labels(info.group, info.plural)
         sent_events = metrics.WATCH_EVENTS.labels(info.group, info.plural)
         sent_bytes = metrics.WATCH_EVENT_BYTES.labels(info.group, info.plural)
@@ -399,7 +431,8 @@ class ResourceHandler:
             # A bookmark every interval, and one just before the deadline, so a client can
             # resume the next watch from the newest revision (as kube-apiserver does).
             next_bookmark = min(time.monotonic() + BOOKMARK_INTERVAL, deadline - 1.0)
-            convert = self._table_frame(info, request) if mode == "table" else None
+            convert = (self._table_frame(info, request) if mode == "table"
+                       else self._meta_frame if mode == "meta" else None)
             while True:
                 if watcher.buf:
                     frames = list(watcher.buf)
@@ -447,6 +480,13 @@ class ResourceHandler:
             "kind": info.kind, "apiVersion": info.api_version, "metadata": {"resourceVersion": str(revision)}}}) + b"\n"
 
     @staticmethod
+    def _meta_frame(frame: bytes) -> bytes:
+        event = orjson.loads(frame)
+        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+            event["object"] = partial_meta(event["object"])
+        return orjson.dumps(event) + b"\n"
+
+    @staticmethod
     def _table_frame(info: ResourceInfo, request: web.Request) -> Callable[[bytes], bytes]:
         include = request.query.get("includeObject", "Metadata")
 
@@ -464,9 +504,10 @@ class ResourceHandler:
     # -- writes ---------------------------------------------------------------
 
     async def create(self, request: web.Request, store: GenericStore, ctx: Ctx) -> web.StreamResponse:
-        obj = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
+        data = await read_body(request)
+        obj = decode_object(data, request.headers.get("Content-Type", ""))
         check_kind(store.info, obj)
-        check_fields(request, store.info, obj, ctx)
+        check_fields(request, store.info, obj, ctx, data)
         ctx.dry_run = dry_run(request)
         ctx.field_manager = request.query.get("fieldManager", "")
         obj = patch.update_managed_fields(None, obj, self._manager(request, ctx), "Update", now_rfc3339(),
@@ -477,17 +518,20 @@ class ResourceHandler:
     @staticmethod
     def _manager(request: web.Request, ctx: Ctx) -> str:
         if ctx.field_manager:
+            if len(ctx.field_manager) > MAX_FIELD_MANAGER:
+                raise errors.invalid_object("PatchOptions", "", [errors.FieldError(
+                    "fieldManager", "FieldValueTooLong", f"must have at most {MAX_FIELD_MANAGER} bytes")],
+                    "meta.k8s.io")
             return ctx.field_manager
         agent = request.headers.get("User-Agent", "unknown")
         return agent.split("/", 1)[0] or "unknown"
 
     async def update(self, request: web.Request, store: GenericStore, ctx: Ctx, ri: RequestInfo) -> web.StreamResponse:
         info = store.info
-        body = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
-        if ri.subresource == "scale":
-            raise AssertionError("scale handled elsewhere")
+        data = await read_body(request)
+        body = decode_object(data, request.headers.get("Content-Type", ""))
         check_kind(info, body)
-        check_fields(request, info, body, ctx)
+        check_fields(request, info, body, ctx, data)
         ctx.dry_run = dry_run(request)
         manager = self._manager(request, ctx)
         now = now_rfc3339()
@@ -577,6 +621,10 @@ class ResourceHandler:
 
     async def delete_collection(self, request: web.Request, store: GenericStore, ctx: Ctx) -> web.StreamResponse:
         options = await self.delete_options(request)
+        policy = options.get("propagationPolicy")
+        if policy is not None and policy not in ("Orphan", "Foreground", "Background"):
+            raise errors.invalid_object("DeleteOptions", "", [errors.not_supported(
+                "propagationPolicy", policy, ["Foreground", "Background", "Orphan"])], group="meta.k8s.io")
         ctx.dry_run = bool(options.get("dryRun")) or dry_run(request)
         flt, _ = build_filter(request, store.info)
         items = await store.delete_collection(ctx, flt, options)
@@ -629,7 +677,12 @@ class ResourceHandler:
         if ri.verb != "update":
             raise errors.method_not_allowed("finalize only supports PUT")
         body = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
-        finalizers = (body.get("spec") or {}).get("finalizers") or []
+        spec = body.get("spec") or {}
+        if not isinstance(spec, dict) or not isinstance(spec.get("finalizers") or [], list):
+            raise errors.bad_request("spec.finalizers must be a list")
+        if not isinstance(body.get("metadata") or {}, dict):
+            raise errors.bad_request("metadata must be an object")
+        finalizers = spec.get("finalizers") or []
 
         def mutate(old: Obj) -> Obj:
             old.setdefault("spec", {})["finalizers"] = finalizers
@@ -648,6 +701,9 @@ class ResourceHandler:
         if ri.verb != "create":
             raise errors.method_not_allowed("binding only supports POST")
         body = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
+        for part in ("metadata", "target"):
+            if body.get(part) is not None and not isinstance(body[part], dict):
+                raise errors.bad_request(f"Binding.{part} must be an object")
         pod_name = ri.name or (body.get("metadata") or {}).get("name")
         if not isinstance(pod_name, str) or not pod_name:
             raise errors.invalid_object("Binding", "", [errors.required("metadata.name")])

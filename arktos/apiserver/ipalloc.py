@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -33,17 +34,22 @@ REPAIR_GRACE = 60.0  # a reservation younger than this may belong to a create st
 
 
 class RangeAllocator:
-    """A set of values (IPs or ports) reserved by etcd keys."""
+    """A range of values (IPs or ports) reserved by etcd keys, probed at random.
 
-    def __init__(self, etcd: EtcdStore, prefix: str, values: list[str]) -> None:
+    The range is kept as numbers, never materialised, so a /12 service range
+    costs nothing at start-up and an allocation a few lookups.
+    """
+
+    def __init__(self, etcd: EtcdStore, prefix: str, first: int, size: int, render: Callable[[int], str]) -> None:
         self.etcd = etcd
         self.prefix = prefix
-        self.values = values
+        self.first = first
+        self.size = size
+        self.render = render
         self.known_used: set[str] = set()
 
     async def load(self) -> None:
-        kvs, _, _ = await self.etcd.list(self.prefix)
-        self.known_used = {kv.key[len(self.prefix):] for kv in kvs}
+        self.known_used = {key[len(self.prefix):] for key in await self.etcd.keys(self.prefix)}
 
     async def reserve(self, value: str) -> bool:
         try:
@@ -55,14 +61,16 @@ class RangeAllocator:
         return True
 
     async def allocate(self) -> str:
-        free = [v for v in self.values if v not in self.known_used]
-        random.shuffle(free)
-        for value in free[:64]:
-            if await self.reserve(value):
+        for _ in range(64):
+            value = self.render(self.first + random.randrange(self.size))
+            if value not in self.known_used and await self.reserve(value):
                 return value
-        await self.load()  # our view was stale: another server allocated these
-        for value in [v for v in self.values if v not in self.known_used]:
-            if await self.reserve(value):
+        # Crowded (or our view is stale): sweep once from a random point.
+        await self.load()
+        start = random.randrange(self.size)
+        for k in range(self.size):
+            value = self.render(self.first + (start + k) % self.size)
+            if value not in self.known_used and await self.reserve(value):
                 return value
         raise errors.APIError(422, "Invalid", f"no free values left in {self.prefix.rstrip('/')}")
 
@@ -77,12 +85,15 @@ class ServiceAllocator:
 
     def __init__(self, etcd: EtcdStore, caches: CacheManager, cidr: str, node_ports: tuple[int, int]) -> None:
         network = ipaddress.ip_network(cidr, strict=False)
-        hosts = [str(h) for h in network.hosts()]
         self.network = network
-        self.reserved_ip = hosts[0]  # the `kubernetes` service's address, as Kubernetes reserves it
-        self.ips = RangeAllocator(etcd, "/registry/ranges/serviceips/", hosts[1:])
-        self.ports = RangeAllocator(etcd, "/registry/ranges/servicenodeports/",
-                                    [str(p) for p in range(node_ports[0], node_ports[1] + 1)])
+        first = int(network.network_address) + 1
+        self.reserved_ip = str(ipaddress.ip_address(first))  # the `kubernetes` service's, as Kubernetes keeps it
+        hosts = network.num_addresses - 2 if network.num_addresses > 2 else network.num_addresses
+        version = network.version
+        self.ips = RangeAllocator(etcd, "/registry/ranges/serviceips/", first + 1, max(hosts - 1, 1),
+                                  lambda n: str(ipaddress.ip_address(n) if version == 4 else ipaddress.IPv6Address(n)))
+        self.ports = RangeAllocator(etcd, "/registry/ranges/servicenodeports/", node_ports[0],
+                                    node_ports[1] - node_ports[0] + 1, str)
         self.caches = caches
         self._task: asyncio.Task | None = None
         self._releases: set[asyncio.Task] = set()
@@ -105,12 +116,18 @@ class ServiceAllocator:
         spec = obj.get("spec")
         if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
             return
+        ports = spec.get("ports") or []
+        if not isinstance(ports, list) or not all(isinstance(p, dict) for p in ports) or any(
+                not isinstance(p.get("nodePort", 0), int) or isinstance(p.get("nodePort"), bool) for p in ports):
+            raise errors.invalid_object("Service", obj.get("metadata", {}).get("name", ""), [errors.invalid(
+                "spec.ports", "<ports>", "must be a list of ports with integer node ports")])
         if op == "CREATE":
-            await self._allocate_ip(spec)
+            await self._allocate_ip(spec, obj)
         if op in ("CREATE", "UPDATE") and spec.get("type") in ("NodePort", "LoadBalancer"):
-            old_ports = {p.get("nodePort") for p in ((old or {}).get("spec") or {}).get("ports") or []}
-            for port in spec.get("ports") or []:
-                if not isinstance(port, dict) or (port.get("nodePort") and port["nodePort"] in old_ports):
+            old_spec = (old or {}).get("spec") or {}
+            old_ports = {p.get("nodePort") for p in old_spec.get("ports") or [] if isinstance(p, dict)}
+            for port in ports:
+                if port.get("nodePort") and port["nodePort"] in old_ports:
                     continue
                 if port.get("nodePort"):
                     if not await self.ports.reserve(str(port["nodePort"])):
@@ -119,7 +136,7 @@ class ServiceAllocator:
                 else:
                     port["nodePort"] = int(await self.ports.allocate())
 
-    async def _allocate_ip(self, spec: Obj) -> None:
+    async def _allocate_ip(self, spec: Obj, obj: Obj) -> None:
         wanted = spec.get("clusterIP")
         if wanted == "None":
             spec["clusterIPs"] = ["None"]
@@ -132,7 +149,12 @@ class ServiceAllocator:
             if addr not in self.network:
                 raise errors.invalid_object("Service", "", [errors.invalid(
                     "spec.clusterIP", wanted, f"provided IP is not in the valid range: {self.network}")])
-            if str(addr) != self.reserved_ip and not await self.ips.reserve(str(addr)):
+            meta = obj.get("metadata") or {}
+            is_kubernetes = (meta.get("name"), meta.get("namespace"), meta.get("tenant")) == (
+                "kubernetes", "default", "system")
+            taken = (str(addr) == self.reserved_ip and not is_kubernetes) or (
+                str(addr) != self.reserved_ip and not await self.ips.reserve(str(addr)))
+            if taken:
                 raise errors.invalid_object("Service", "", [errors.invalid(
                     "spec.clusterIP", wanted, "provided IP is already allocated")])
             spec["clusterIPs"] = [str(addr)]

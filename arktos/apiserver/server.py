@@ -15,7 +15,6 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-import orjson
 from aiohttp import web
 
 from arktos import __version__
@@ -172,7 +171,7 @@ class APIServer:
     # -- lifecycle -----------------------------------------------------------
 
     def app(self, authenticator: Authenticator) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY + 1024, middlewares=[self._errors])
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
         app["authenticator"] = authenticator
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
@@ -259,7 +258,7 @@ class APIServer:
             await self.crds.stop()
         await self.services.stop()
         for cache in self.caches.caches.values():
-            cache.close_watchers()
+            cache.close_watchers()  # open watches end first, so the runners can drain
         for runner in self._runners:
             await runner.cleanup()
         await self.caches.stop()
@@ -275,9 +274,7 @@ class APIServer:
                     await self.etcd.compact(previous)
                     log.info("compacted etcd history up to revision %d", previous)
                 previous = await self.etcd.current_revision()
-            except StorageError as exc:
-                log.warning("etcd compaction failed: %s", exc)
-            except Exception as exc:
+            except Exception as exc:  # a failed compaction must not stop the loop
                 log.warning("etcd compaction failed: %s", exc)
 
     # -- pipeline --------------------------------------------------------------
@@ -407,8 +404,6 @@ class APIServer:
             tenant = ri.tenant or user.tenant
             if not tenant:
                 raise errors.forbidden_error(f"user {user.name!r} belongs to no tenant; use a tenant path")
-            if tenant == ALL_TENANTS and ri.verb not in ("list", "watch"):
-                raise errors.bad_request(f"tenant {ALL_TENANTS!r} is reserved for listing across tenants")
         else:
             if ri.path_tenant:
                 raise APIError(404, "NotFound", f"{info.plural} are not in a tenant ({path})")
@@ -418,6 +413,9 @@ class APIServer:
             raise errors.forbidden_error(
                 f'{info.plural} is forbidden: user "{user.name}" cannot access tenant "{tenant}"',
                 info.plural, ri.name, info.group)
+        if tenant == ALL_TENANTS and ri.verb not in ("list", "watch"):
+            # Only after the isolation check: a tenant user learns nothing from a 400 either.
+            raise errors.bad_request(f"tenant {ALL_TENANTS!r} is reserved for listing across tenants")
         attrs = Attributes(user, ri.verb, tenant, ri.namespace, info.group, info.version, info.plural,
                            ri.subresource, ri.name, True, path)
         allowed, reason = await self.authorizer.authorize(attrs)
@@ -443,6 +441,3 @@ class APIServer:
             if ri.verb != "watch":
                 metrics.LATENCY.labels(*labels).observe(time.perf_counter() - started)
 
-
-def dumps(obj: object) -> bytes:
-    return orjson.dumps(obj)

@@ -27,7 +27,7 @@ from arktos.api.selectors import compute_hash_key
 from arktos.api.tenancy import ALL_TENANTS
 from arktos.api.validation import validate_object_meta, validate_object_meta_update
 from arktos.apiserver.auth import UserInfo
-from arktos.apiserver.cache import CacheManager, Entry, Filter, ResourceCache
+from arktos.apiserver.cache import CacheManager, Entry, Filter, ResourceCache, Watcher
 from arktos.storage.etcd import EtcdStore, KeyExists, NotFound, RevisionMismatch
 from arktos.storage.keys import object_key, scope_prefix
 
@@ -84,6 +84,18 @@ class GenericStore:
             return scope_prefix(info.etcd_resource)
         return scope_prefix(info.etcd_resource, ctx.tenant, ctx.namespace if info.scope.namespaced else "")
 
+    def scope_filter(self, ctx: Ctx, flt: Filter | None) -> Filter | None:
+        """`tenants/all/namespaces/X`: a namespace across tenants is a filter, not a key prefix."""
+        if ctx.tenant != ALL_TENANTS or not ctx.namespace or not self.info.scope.namespaced:
+            return flt
+        namespace = ctx.namespace
+        if flt is None:
+            return lambda e: e.fields["metadata.namespace"] == namespace
+        return lambda e: e.fields["metadata.namespace"] == namespace and flt(e)
+
+    def add_watcher(self, ctx: Ctx, flt: Filter | None, index: tuple[str, str] | None, since: int | None) -> Watcher:
+        return self.cache.add_watcher(self.prefix(ctx), self.scope_filter(ctx, flt), index, since)
+
     @staticmethod
     def _decode(value: bytes, rv: int) -> Obj:
         obj = orjson.loads(value)
@@ -101,9 +113,12 @@ class GenericStore:
             if rv is not None:
                 meta["resourceVersion"] = rv
 
-    async def _admit(self, op: str, ctx: Ctx, obj: Obj | None, old: Obj | None) -> None:
+    async def _admit(self, op: str, ctx: Ctx, obj: Obj | None, old: Obj | None, mutating: bool | None = None) -> None:
+        """Run admission hooks: mutating ones (marked `mutating = True`) before validation,
+        validating ones after it, as Kubernetes orders them; None runs both."""
         for hook in self.admission:
-            await hook(op, self.info, ctx, obj, old)
+            if mutating is None or getattr(hook, "mutating", False) == mutating:
+                await hook(op, self.info, ctx, obj, old)
 
     def _not_found(self, name: str) -> APIError:
         return errors.not_found(self.info.plural, name, self.info.group)
@@ -133,7 +148,7 @@ class GenericStore:
             if not await self.caches.wait_for(wanted):
                 raise errors.timeout(f"Too large resource version: {wanted}, current: {self.caches.revision}")
         revision = self.caches.revision
-        entries, next_key = self.cache.select(self.prefix(ctx), flt, start_key, limit)
+        entries, next_key = self.cache.select(self.prefix(ctx), self.scope_filter(ctx, flt), start_key, limit)
         return entries, revision, next_key
 
     async def list_from_etcd(
@@ -142,6 +157,7 @@ class GenericStore:
         """A later page of a list whose snapshot the cache has moved past."""
         out: list[Entry] = []
         prefix = self.prefix(ctx)
+        flt = self.scope_filter(ctx, flt)
         if start_key and not start_key.startswith(prefix):
             raise errors.bad_request("continue key is not valid: it does not belong to this list")
         start = start_key or prefix
@@ -212,13 +228,14 @@ class GenericStore:
             meta["name"] = generate + "".join(random.choices(GENERATE_ALPHABET, k=5))
         self.strategy.prepare_for_create(obj)
         self.strategy.default(obj)
-        # Admission may mutate (service account defaulting), so validation comes after it.
-        await self._admit("CREATE", ctx, obj, None)
+        await self._admit("CREATE", ctx, obj, None, mutating=True)
         errs = validate_object_meta(meta, namespaced=info.scope.namespaced, tenanted=info.scope.tenanted,
                                     name_validator=self.strategy.name_validator)
         errs += self.strategy.validate(obj)
         if errs:
             raise self._invalid(meta.get("name") or meta.get("generateName", ""), errs)
+        # Validating admission last: it may reserve things (service IPs) for a valid object only.
+        await self._admit("CREATE", ctx, obj, None, mutating=False)
         if ctx.dry_run:
             return obj
         for attempt in range(5):
@@ -244,12 +261,12 @@ class GenericStore:
         subresource: str = "",
         create_missing: Callable[[], Obj] | None = None,
     ) -> tuple[Obj, bool]:
-        """Read-modify-write with optimistic concurrency.
+        """Read-modify-write with optimistic concurrency, as Kubernetes' GuaranteedUpdate.
 
-        `mutate` turns the stored object into the wanted one.  When the wanted
-        object names a resourceVersion, that is a precondition (409 if stale);
-        otherwise a lost race is retried against the fresh object, as
-        Kubernetes' GuaranteedUpdate does.  Returns (object, created).
+        `mutate` turns the stored object into the wanted one.  A resourceVersion
+        in the wanted object that differs from the stored one is a 409 (a client's
+        precondition; a patch carries the stored one, so it never trips).  A write
+        that loses a race is redone on the fresh object.  Returns (object, created).
         """
         info = self.info
         key = self.key(ctx, name)
@@ -334,15 +351,6 @@ class GenericStore:
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         if strategy.tracks_generation and subresource != "status" and strategy.spec_changed(new, old):
             meta["generation"] = old["metadata"].get("generation", 1) + 1
-        if meta.get("deletionTimestamp") and meta.get("finalizers") is not None:
-            # While deleting, finalizers may only be removed, never added.
-            added = set(meta.get("finalizers") or ()) - set(old["metadata"].get("finalizers") or ())
-            if added:
-                raise self._invalid(
-                    meta["name"],
-                    [errors.forbidden("metadata.finalizers", "no new finalizers can be added if the object is "
-                                      "being deleted, found new finalizers " + str(sorted(added)))],
-                )
         return new
 
     @staticmethod
@@ -445,20 +453,19 @@ class GenericStore:
 
     async def delete_collection(self, ctx: Ctx, flt: Filter | None, options: Obj) -> list[Obj]:
         entries, _, _ = await self.list_entries(ctx, flt)
-        names = [(orjson.loads(e.raw)["metadata"]) for e in entries]
-        results = await asyncio.gather(
-            *(self._delete_in(ctx, m, options) for m in names), return_exceptions=True
-        )
-        out: list[Obj] = []
-        for r in results:
-            if isinstance(r, APIError):
-                if r.code != 404:
-                    raise r
-            elif isinstance(r, BaseException):
-                raise r
-            else:
-                out.append(r)
-        return out
+        limit = asyncio.Semaphore(32)  # a big collection must not open thousands of etcd calls at once
+
+        async def one(meta: Obj) -> Obj | None:
+            async with limit:
+                try:
+                    return await self._delete_in(ctx, meta, options)
+                except APIError as exc:
+                    if exc.code == 404:
+                        return None  # gone meanwhile: that is what we wanted
+                    raise
+
+        results = await asyncio.gather(*(one(e.meta["metadata"]) for e in entries))
+        return [r for r in results if r is not None]
 
     async def _delete_in(self, ctx: Ctx, meta: Obj, options: Obj) -> Obj:
         sub = Ctx(ctx.user, meta.get("tenant", ctx.tenant), meta.get("namespace", ""), ctx.dry_run,

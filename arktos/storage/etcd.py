@@ -198,6 +198,11 @@ class EtcdStore:
         )
         return resp.count
 
+    async def put(self, key: str, value: bytes) -> int:
+        """An unconditional write, for the server's own bookkeeping keys only (never objects)."""
+        resp = await self._call(self._kv.put(key, value, timeout=self._timeout))
+        return resp.header.revision
+
     async def create(self, key: str, value: bytes) -> int:
         """Store `value` at a key that must not exist; returns the new revision."""
         kv = self._kv

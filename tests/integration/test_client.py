@@ -196,7 +196,8 @@ async def test_token_bucket_paces_to_qps():
     started = time.monotonic()
     await asyncio.gather(*(bucket.acquire() for _ in range(30)))
     elapsed = time.monotonic() - started
-    assert 0.45 < elapsed < 0.9, elapsed  # 25 tokens past the burst at 50/s
+    # 25 tokens past the burst at 50/s: never faster; slower only when the machine is busy
+    assert 0.45 < elapsed < 2.0, elapsed
     unlimited = TokenBucket(qps=0, burst=1)
     started = time.monotonic()
     await asyncio.gather(*(unlimited.acquire() for _ in range(1000)))
