@@ -151,6 +151,7 @@ class ControllerContext:
     informers: InformerFactory
     options: ControllerOptions
     discovery: Discovery
+    enabled: frozenset[str] = frozenset()  # the controllers running in this manager
     _recorder: EventRecorder | None = None
 
     @property

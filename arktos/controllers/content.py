@@ -41,6 +41,7 @@ class Leftover:
     resource: str  # plural, or plural.group
     name: str  # namespace/name for namespaced kinds
     why: str
+    namespace: str = ""
 
     def __str__(self) -> str:
         return f"{self.resource} {self.name} ({self.why})"
@@ -87,6 +88,18 @@ class ContentDeleter:
         infos = await self.discovery.namespaced(tenant, since=since)
         return await self._delete_kinds(infos, tenant, namespace, force)
 
+    async def delete_tenant_namespaced(self, tenant: str, *, force: bool = False,
+                                       since: float | None = None) -> tuple[int, list[Leftover]]:
+        """Delete every namespaced object in every namespace of `tenant`.
+
+        Each kind is listed once for the whole tenant and deleted with one
+        deletecollection per namespace that holds some of it, so a tenant with
+        hundreds of namespaces costs requests in proportion to what it holds,
+        not to kinds times namespaces.
+        """
+        infos = await self.discovery.namespaced(tenant, since=since)
+        return await self._delete_kinds(infos, tenant, None, force)
+
     async def delete_tenant_scoped(self, tenant: str, *, force: bool = False, since: float | None = None,
                                    skip: frozenset[str] = frozenset()) -> tuple[int, list[Leftover]]:
         """Delete every tenant-scoped object of `tenant` except the kinds (plurals) in `skip`."""
@@ -117,7 +130,10 @@ class ContentDeleter:
 
     async def delete_all(self, info: ResourceInfo, tenant: str, namespace: str | None, *,
                          force: bool = False) -> tuple[int, list[Leftover]]:
-        """Delete every object of one kind in the tenant (and namespace): (removed, leftovers)."""
+        """Delete every object of one kind in the tenant (and namespace): (removed, leftovers).
+
+        A namespaced kind without `namespace` means every namespace of the tenant.
+        """
         items = await self._list(info, tenant, namespace)
         if not items:
             return 0, []
@@ -130,10 +146,18 @@ class ContentDeleter:
             items = await self._list(info, tenant, namespace)
         res = resource_name(info)
         leftovers = [Leftover(res, "/".join(p for p in (o["metadata"].get("namespace"), o["metadata"]["name"]) if p),
-                              _why(o)) for o in items]
+                              _why(o), o["metadata"].get("namespace") or "") for o in items]
         return max(0, before - len(leftovers)), leftovers
 
     async def _delete(self, info: ResourceInfo, tenant: str, namespace: str | None, items: list[Obj]) -> None:
+        if info.scope.namespaced and namespace is None:
+            # Across the tenant: one delete per namespace that holds objects of this kind.
+            by_ns: dict[str, list[Obj]] = collections.defaultdict(list)
+            for o in items:
+                if not o["metadata"].get("deletionTimestamp"):
+                    by_ns[o["metadata"]["namespace"]].append(o)
+            await asyncio.gather(*(self._delete(info, tenant, ns, objs) for ns, objs in by_ns.items()))
+            return
         if "deletecollection" in info.verbs:
             try:
                 await self.client.delete_collection(info, tenant=tenant, namespace=namespace)

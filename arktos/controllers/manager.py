@@ -176,7 +176,8 @@ class ControllerManager:
         log.info("leading: starting controllers")
         informers = InformerFactory(self.client)
         discovery = Discovery(self.client)
-        ctx = ControllerContext(self.client, informers, self.options.controller_options, discovery)
+        ctx = ControllerContext(self.client, informers, self.options.controller_options, discovery,
+                                enabled=frozenset(cls.name for cls in enabled))
         controllers = [cls(ctx) for cls in enabled]
         for c in controllers:
             c.setup()

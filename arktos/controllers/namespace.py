@@ -26,6 +26,7 @@ __all__ = ["NAMESPACE_FINALIZER", "NamespaceController"]
 
 Obj = dict[str, Any]
 NAMESPACES = builtin("", "namespaces")
+TENANTS = builtin("", "tenants")
 NAMESPACE_FINALIZER = "kubernetes"
 
 
@@ -45,6 +46,9 @@ class NamespaceController(Controller):
 
     def setup(self) -> None:
         self.namespaces = self.ctx.informers.informer(NAMESPACES)
+        # With the tenant controller in this manager, a terminating tenant's namespaces are its job: it
+        # empties them all at once (fewer requests than one namespace at a time) and may force them.
+        self.tenants = self.ctx.informers.informer(TENANTS) if "tenant" in self.ctx.enabled else None
         self.namespaces.add_handler(on_add=self._changed, on_update=lambda _old, new: self._changed(new))
 
     def _changed(self, ns: Obj) -> None:
@@ -60,6 +64,10 @@ class NamespaceController(Controller):
         if NAMESPACE_FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return  # our part is done; other finalizers are other controllers' business
         tenant, name = meta.get("tenant") or "", meta["name"]
+        owner = self.tenants.get(tenant) if self.tenants is not None and tenant else None
+        if owner is not None and is_deleting(owner):
+            self.log.debug("namespace %s: left to the tenant controller, its tenant is being deleted", key)
+            return
         uid = meta.get("uid", "")
         seen = self._since.get(key)
         if seen is None or seen[0] != uid:

@@ -204,7 +204,7 @@ class TenantController(Controller):
             self.log.warning("tenant %s has been terminating for %.0fs (grace period %.0fs): stripping the "
                              "finalizers of whatever still blocks it", name, elapsed, self.grace)
 
-        # 1. Every namespace: delete it, empty it, finalize it.
+        # 1. Every namespace: delete it, empty it, finalize it (namespaced kinds tenant-wide at once).
         namespaces = (await self.client.list(NAMESPACES, tenant=name))["items"]
         refused: set[str] = set()
 
@@ -221,24 +221,21 @@ class TenantController(Controller):
                     raise
 
         await asyncio.gather(*(delete_ns(ns) for ns in namespaces))
-        sem = asyncio.Semaphore(8)
+        removed, blocking = await self.deleter.delete_tenant_namespaced(name, force=force, since=start)
+        state.removed += removed
+        holding = {lf.namespace for lf in blocking}
 
-        async def empty_ns(ns: Obj) -> list[Leftover]:
+        async def finalize_ns(ns: Obj) -> None:
             ns_name = ns["metadata"]["name"]
-            async with sem:
-                removed, leftovers = await self.deleter.delete_namespace_content(name, ns_name, force=force,
-                                                                                 since=start)
-            state.removed += removed
-            if leftovers or ns_name in refused:
-                return leftovers
-            drop = None if force else frozenset({NAMESPACE_FINALIZER})
-            if force and [f for f in (ns.get("spec") or {}).get("finalizers") or [] if f != NAMESPACE_FINALIZER]:
-                self.log.warning("FORCED: removing all spec.finalizers of namespace %s/%s", name, ns_name)
-            await remove_spec_finalizers(self.client, NAMESPACES, ns_name, tenant=name, drop=drop)
-            return []
+            if ns_name in holding or ns_name in refused:
+                return
+            others = [f for f in (ns.get("spec") or {}).get("finalizers") or [] if f != NAMESPACE_FINALIZER]
+            if force and others:
+                self.log.warning("FORCED: removing spec.finalizers %s of namespace %s/%s", others, name, ns_name)
+            await remove_spec_finalizers(self.client, NAMESPACES, ns_name, tenant=name,
+                                         drop=None if force else frozenset({NAMESPACE_FINALIZER}))
 
-        ns_results = await asyncio.gather(*(empty_ns(ns) for ns in namespaces))
-        blocking = [lf for r in ns_results for lf in r]
+        await asyncio.gather(*(finalize_ns(ns) for ns in namespaces))
 
         # 2. Tenant-scoped objects; CRDs only once no namespace can hold their objects any more.
         remaining_ns = [ns for ns in (await self.client.list(NAMESPACES, tenant=name))["items"]
