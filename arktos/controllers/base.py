@@ -61,11 +61,17 @@ def builtin(group: str, plural: str) -> ResourceInfo:
 
 
 class Pending(Exception):
-    """Progress, not failure: come back to this key after its backoff (no later than `max_delay`)."""
+    """Progress, not failure: come back to this key after its backoff (no later than `max_delay`).
 
-    def __init__(self, message: str, max_delay: float | None = None) -> None:
+    `blocker` says what the key waits for (default: the message); the log
+    repeats at INFO only when it changes, so a message that counts seconds
+    does not flood the log while nothing else changes.
+    """
+
+    def __init__(self, message: str, max_delay: float | None = None, blocker: str | None = None) -> None:
         super().__init__(message)
         self.max_delay = max_delay
+        self.blocker = message if blocker is None else blocker
 
 
 def is_gone(exc: BaseException) -> bool:
@@ -192,7 +198,7 @@ class Controller:
         self.synced = 0
         self.failed = 0
         self._workers: list[asyncio.Task] = []
-        self._pending: dict[str, tuple[str, float]] = {}  # key -> (last pending message logged, when)
+        self._pending: dict[str, tuple[str, float]] = {}  # key -> (last blocker logged, when)
 
     # -- what subclasses provide -------------------------------------------------
 
@@ -263,7 +269,7 @@ class Controller:
             raise
         except Pending as p:
             delay = self.queue.add_rate_limited(key, p.max_delay)
-            self._log_pending(key, str(p), delay)
+            self._log_pending(key, str(p), p.blocker, delay)
             return
         except (APIError, TransportError) as exc:
             self.failed += 1
@@ -283,12 +289,12 @@ class Controller:
         self._pending.pop(key, None)
         self.log.debug("synced %s in %.0f ms", key, (time.monotonic() - started) * 1000)
 
-    def _log_pending(self, key: str, message: str, delay: float) -> None:
+    def _log_pending(self, key: str, message: str, blocker: str, delay: float) -> None:
         """INFO when what blocks a key changes, or every 30 s while it does not; DEBUG in between."""
         now = time.monotonic()
         last = self._pending.get(key)
-        if last is None or last[0] != message or now - last[1] >= PENDING_LOG_INTERVAL:
-            self._pending[key] = (message, now)
+        if last is None or last[0] != blocker or now - last[1] >= PENDING_LOG_INTERVAL:
+            self._pending[key] = (blocker, now)
             self.log.info("%s: %s (checking again in %.2fs)", key, message, delay)
         else:
             self.log.debug("%s: %s (checking again in %.2fs)", key, message, delay)

@@ -47,6 +47,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     c.name: c for c in (TenantController, NamespaceController, ServiceAccountController, TokenController)
 }
 CRDS = builtin("apiextensions.k8s.io", "customresourcedefinitions")
+SHUTDOWN_GRACE = 10.0  # seconds in-flight syncs get to finish on a clean stop
 
 
 def select_controllers(spec: str, known: dict[str, type[Controller]] | None = None) -> list[str]:
@@ -198,11 +199,14 @@ class ControllerManager:
                     raise t.exception()  # type: ignore[misc]
         finally:
             self.leading.clear()
-            await asyncio.shield(self._teardown(controllers, tasks, informers, ctx))
+            # A clean stop still holds the lease (released after this), so in-flight syncs may finish;
+            # a lost lease means someone else may be acting already: stop at once.
+            grace = SHUTDOWN_GRACE if self._stopping else 0.0
+            await asyncio.shield(self._teardown(controllers, tasks, informers, ctx, grace))
 
     async def _teardown(self, controllers: list[Controller], tasks: list[asyncio.Task],
-                        informers: InformerFactory, ctx: ControllerContext) -> None:
-        await asyncio.gather(*(c.shut_down() for c in controllers))
+                        informers: InformerFactory, ctx: ControllerContext, grace: float) -> None:
+        await asyncio.gather(*(c.shut_down(grace) for c in controllers))
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -248,12 +248,14 @@ class TenantController(Controller):
         blocking += [Leftover("namespaces", ns["metadata"]["name"], "waiting to be finalized")
                      for ns in remaining_ns]
         if blocking:
-            message = f"tenant still holds {summarize(blocking)} after {elapsed:.0f}s"
+            what = summarize(blocking)
+            message = f"tenant still holds {what} after {elapsed:.0f}s"
             if force:
-                raise Pending(message)
+                raise Pending(message, blocker=what)
             # Back off as usual, but be back when the grace period ends.
             remaining = self.grace - (time.monotonic() - state.first_seen)
-            raise Pending(f"{message}; finalizers are stripped in {max(remaining, 0):.0f}s", max_delay=remaining)
+            raise Pending(f"{message}; finalizers are stripped in {max(remaining, 0):.0f}s", max_delay=remaining,
+                          blocker=what)
         if refused:
             self.log.error("tenant %s: the API server refused to delete its namespaces %s (protected); they are "
                            "empty but stay stored after the tenant is gone. The API server must allow deleting "
