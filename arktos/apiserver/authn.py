@@ -35,7 +35,6 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -47,12 +46,22 @@ import orjson
 from aiohttp import web
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from arktos.api.errors import APIError
+from arktos.api.satoken import (
+    CLAIM_NAMESPACE,
+    CLAIM_SA_NAME,
+    CLAIM_SA_UID,
+    CLAIM_SECRET_NAME,
+    CLAIM_TENANT,
+    SA_USER_PREFIX,
+    PublicKey,
+    b64url_decode,
+    key_id,
+    load_public_keys,
+    verify_jws,
+)
 from arktos.api.tenancy import SYSTEM_TENANT, identity_from_names
 from arktos.apiserver.auth import UserInfo
 from arktos.storage.keys import object_key
@@ -68,13 +77,6 @@ ANONYMOUS_USER = "system:anonymous"
 SERVICE_ACCOUNTS = "system:serviceaccounts"
 ANONYMOUS = UserInfo(ANONYMOUS_USER, "", (UNAUTHENTICATED,))
 
-# Service-account token claims (the legacy, flat Kubernetes layout plus Arktos's tenant).
-CLAIM_NAMESPACE = "kubernetes.io/serviceaccount/namespace"
-CLAIM_SA_NAME = "kubernetes.io/serviceaccount/service-account.name"
-CLAIM_SA_UID = "kubernetes.io/serviceaccount/service-account.uid"
-CLAIM_SECRET_NAME = "kubernetes.io/serviceaccount/secret.name"
-CLAIM_TENANT = "kubernetes.io/serviceaccount/tenant"
-SA_USER_PREFIX = "system:serviceaccount:"
 
 FILE_CHECK_INTERVAL = 1.0  # seconds between stat() calls on a watched file
 IDENTITY_CACHE_SIZE = 4096
@@ -467,111 +469,6 @@ class TokenFileAuthenticator:
 
 # -- service-account JWTs ------------------------------------------------------------
 
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
-
-
-def _b64url_decode(data: str) -> bytes:
-    raw = data.encode("ascii")
-    return base64.b64decode(raw + b"=" * (-len(raw) % 4), altchars=b"-_", validate=True)
-
-
-def _b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def key_id(key: PublicKey) -> str:
-    """Kubernetes's `kid`: base64url(SHA-256(SubjectPublicKeyInfo DER))."""
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return _b64url_encode(hashlib.sha256(der).digest())
-
-
-def load_public_keys(data: bytes) -> list[PublicKey]:
-    """The RSA and P-256 public keys in PEM data: public keys, certificates or private keys.
-
-    Private keys are accepted because `--service-account-key-file` has always
-    been allowed to point at the signing key itself.
-    """
-    keys: list[PublicKey] = []
-    for block in _PEM_BLOCK.finditer(data):
-        kind, pem = block.group(1), block.group(0)
-        key: Any
-        if kind == b"CERTIFICATE":
-            key = x509.load_pem_x509_certificate(pem).public_key()
-        elif kind.endswith(b"PUBLIC KEY"):
-            key = serialization.load_pem_public_key(pem)
-        elif kind.endswith(b"PRIVATE KEY") and b"ENCRYPTED" not in kind:
-            key = serialization.load_pem_private_key(pem, password=None).public_key()
-        else:
-            continue
-        if isinstance(key, rsa.RSAPublicKey) or (
-            isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
-        ):
-            keys.append(key)
-    return keys
-
-
-def _verify_jws(alg: str, key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
-    try:
-        if alg == "RS256" and isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
-            return True
-        if alg == "ES256" and isinstance(key, ec.EllipticCurvePublicKey) and len(signature) == 64:
-            r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
-            return True
-    except InvalidSignature:
-        return False
-    return False
-
-
-def issue_service_account_token(
-    private_key_pem: bytes | str,
-    issuer: str,
-    tenant: str,
-    namespace: str,
-    sa_name: str,
-    sa_uid: str,
-    secret_name: str | None = None,
-    expires_in: float | None = None,
-) -> str:
-    """A signed service-account JWT (RS256 for an RSA key, ES256 for a P-256 key).
-
-    With `secret_name` the token is tied to that Secret (deleting it revokes
-    the token); with `expires_in` (seconds) it carries `exp`.
-    """
-    pem = private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
-    key = serialization.load_pem_private_key(pem, password=None)
-    if isinstance(key, rsa.RSAPrivateKey):
-        alg = "RS256"
-    elif isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-        alg = "ES256"
-    else:
-        raise ValueError("service-account signing key must be RSA or EC P-256")
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": issuer,
-        "sub": f"{SA_USER_PREFIX}{namespace}:{sa_name}",
-        "iat": now,
-        CLAIM_TENANT: tenant,
-        CLAIM_NAMESPACE: namespace,
-        CLAIM_SA_NAME: sa_name,
-        CLAIM_SA_UID: sa_uid,
-    }
-    if secret_name:
-        claims[CLAIM_SECRET_NAME] = secret_name
-    if expires_in is not None:
-        claims["exp"] = now + int(expires_in)
-    header = {"alg": alg, "kid": key_id(key.public_key())}
-    signing_input = f"{_b64url_encode(orjson.dumps(header))}.{_b64url_encode(orjson.dumps(claims))}".encode()
-    if isinstance(key, rsa.RSAPrivateKey):
-        signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    else:
-        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    return f"{signing_input.decode()}.{_b64url_encode(signature)}"
-
-
 class ServiceAccountAuthenticator:
     """Service-account JWTs: signature, issuer, time window, tenant, and a live ServiceAccount.
 
@@ -616,8 +513,8 @@ class ServiceAccountAuthenticator:
             return claims
         head_b64, body_b64, sig_b64 = token.split(".")
         try:
-            header = orjson.loads(_b64url_decode(head_b64))
-            signature = _b64url_decode(sig_b64)
+            header = orjson.loads(b64url_decode(head_b64))
+            signature = b64url_decode(sig_b64)
         except (ValueError, binascii.Error, orjson.JSONDecodeError) as exc:
             raise InvalidCredentials(f"malformed JWT: {exc}") from None
         if not isinstance(header, dict):
@@ -628,10 +525,10 @@ class ServiceAccountAuthenticator:
         kid = header.get("kid")
         candidates = [k for i, k in self.keys if i == kid] or [k for _, k in self.keys]
         signing_input = f"{head_b64}.{body_b64}".encode("ascii")
-        if not any(_verify_jws(alg, k, signing_input, signature) for k in candidates):
+        if not any(verify_jws(alg, k, signing_input, signature) for k in candidates):
             raise InvalidCredentials("JWT signature does not verify with any service-account key")
         try:
-            claims = orjson.loads(_b64url_decode(body_b64))
+            claims = orjson.loads(b64url_decode(body_b64))
         except (ValueError, binascii.Error, orjson.JSONDecodeError) as exc:
             raise InvalidCredentials(f"malformed JWT claims: {exc}") from None
         if not isinstance(claims, dict):

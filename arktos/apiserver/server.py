@@ -22,6 +22,7 @@ from arktos.api import errors
 from arktos.api.discovery import api_group, api_group_list, api_resource_list, api_versions
 from arktos.api.errors import APIError
 from arktos.api.openapi import v2_body, v3_index, v3_path_body
+from arktos.api.policy import system_policy
 from arktos.api.registry import Registry, ResourceInfo
 from arktos.api.resources import builtin_registry
 from arktos.api.tenancy import ALL_TENANTS, SYSTEM_TENANT, may_access
@@ -44,7 +45,6 @@ from arktos.apiserver.authn import (
     watch_cache_lookup,
 )
 from arktos.apiserver.authz_union import UnionAuthorizer
-from arktos.apiserver.bootstrap_policy import system_policy
 from arktos.apiserver.cache import CacheManager
 from arktos.apiserver.crd import CRDAdmission, CRDRegistrar
 from arktos.apiserver.handlers import MAX_BODY, ResourceHandler, json_response

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from arktos.api.errors import APIError
+from arktos.api.policy import tenant_policy
 from arktos.api.tenancy import SYSTEM_TENANT
-from arktos.apiserver.bootstrap_policy import tenant_policy
 from arktos.client import TransportError
 from arktos.controllers.base import Controller, ControllerContext, Pending, builtin, is_gone, is_terminating_refusal
 from arktos.controllers.content import ContentDeleter, Leftover, remove_spec_finalizers, summarize

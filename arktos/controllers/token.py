@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from arktos.api.errors import APIError
-from arktos.apiserver.authn import issue_service_account_token
+from arktos.api.satoken import issue_service_account_token
 from arktos.controllers.base import Controller, ControllerContext, ControllerOptions, builtin, is_gone
 from arktos.controllers.base import is_terminating_refusal as _refused
 

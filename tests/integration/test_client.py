@@ -201,7 +201,7 @@ async def test_token_bucket_paces_to_qps():
     unlimited = TokenBucket(qps=0, burst=1)
     started = time.monotonic()
     await asyncio.gather(*(unlimited.acquire() for _ in range(1000)))
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.5  # no pacing at all (generous bound for a busy machine)
 
 
 def test_kubeconfig_contexts_relative_paths_inline_data_and_lists(tmp_path):

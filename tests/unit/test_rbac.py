@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
+from arktos.api.policy import system_policy, tenant_policy
 from arktos.api.strategies import strategy_for
 from arktos.apiserver.auth import Attributes, UserInfo
 from arktos.apiserver.authz_union import UnionAuthorizer
-from arktos.apiserver.bootstrap_policy import system_policy, tenant_policy
 from arktos.apiserver.cache import CacheManager
 from arktos.apiserver.nodeauth import NodeAuthorizer
 from arktos.apiserver.rbac import RBACAuthorizer
