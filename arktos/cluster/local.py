@@ -8,6 +8,7 @@ already running (and healthy) is left alone, so a half-started cluster resumes.
 
 from __future__ import annotations
 
+import json
 import shutil
 import ssl
 import sys
@@ -16,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from arktos.cluster import render
@@ -32,18 +34,22 @@ class UpError(RuntimeError):
 class Component:
     name: str
     argv: Callable[[], list[str]]
-    port: int
+    port: int | None
     health_url: str
     process: Process
     log: Path
-
     ca_file: Path | None = None
+    client_cert: tuple[Path, Path] | None = None
+    # For components without a health port: a check on what the health URL answers.
+    judge: Callable[[bytes], bool] | None = None
 
     def healthy(self, timeout: float = 1.0) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
+        if ctx is not None and self.client_cert:
+            ctx.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
         try:
             with urllib.request.urlopen(self.health_url, timeout=timeout, context=ctx) as r:
-                return r.status == 200
+                return r.status == 200 and (self.judge is None or self.judge(r.read()))
         except (urllib.error.URLError, OSError, ValueError):
             return False
 
@@ -62,6 +68,7 @@ class LocalCluster:
         run, logs = self.state_dir / "run", self.state_dir / "logs"
         self.kubeconfig = self.state_dir / "admin.kubeconfig"
         self.pki = ClusterPKI(self.state_dir / "pki")
+        self.cm_kubeconfig = self.state_dir / "controller-manager.kubeconfig"
         self.components = [
             Component(
                 "etcd",
@@ -88,6 +95,22 @@ class LocalCluster:
                 logs / "apiserver.log",
                 self.pki.ca.cert,
             ),
+            Component(
+                "controller-manager",
+                lambda: [sys.executable, "-m", "arktos", "controller-manager",
+                         "--kubeconfig", str(self.cm_kubeconfig),
+                         "--service-account-private-key-file", str(self.pki.sa_key),
+                         "--root-ca-file", str(self.pki.ca.cert), "--v", "2"],
+                None,
+                # Healthy when it leads: its lease is held and was renewed lately.
+                f"https://127.0.0.1:{self.apiserver_port}/apis/coordination.k8s.io/v1/namespaces/kube-system/"
+                "leases/arktos-controller-manager",
+                Process("controller-manager", run),
+                logs / "controller-manager.log",
+                self.pki.ca.cert,
+                (self.pki.admin.cert, self.pki.admin.key),
+                _lease_fresh,
+            ),
         ]
 
     @property
@@ -106,6 +129,7 @@ class LocalCluster:
         changed = bool(self.pki.ensure(["localhost", "127.0.0.1"]))
         if changed:
             self.echo(f"created the cluster's certificates in {self.pki.dir}")
+        self.write_kubeconfigs()
         for comp in self.components:
             pid = comp.process.pid()
             if pid is not None and comp.healthy():
@@ -123,14 +147,16 @@ class LocalCluster:
             if not self._wait_healthy(comp, timeout):
                 raise UpError(f"{comp.name} did not become healthy within {timeout:.0f}s; see {comp.log}\n"
                               + _tail(comp.log))
-            self.echo(f"started {comp.name} (pid {pid}, port {comp.port}) in {time.monotonic() - started:.1f}s")
+            where = f", port {comp.port}" if comp.port else ""
+            self.echo(f"started {comp.name} (pid {pid}{where}) in {time.monotonic() - started:.1f}s")
             changed = True
-        self.write_kubeconfig()
         return changed
 
     def _ensure_port_free(self, comp: Component) -> None:
         import socket
 
+        if comp.port is None:
+            return
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", comp.port)) == 0:
                 raise UpError(f"port {comp.port} is in use by another program, so {comp.name} cannot start; "
@@ -146,13 +172,18 @@ class LocalCluster:
             time.sleep(0.05)
         return False
 
-    def write_kubeconfig(self) -> None:
-        text = render.render(
-            "kubeconfig.yaml.j2", cluster_name="arktos-local", server=self.server, ca_file=str(self.pki.ca.cert),
-            user_name="admin", client_cert_file=str(self.pki.admin.cert), client_key_file=str(self.pki.admin.key),
-            token=None, context_name="arktos-local", tenant="system", namespace=None,
-        )
-        render.write(self.kubeconfig, text, 0o600)
+    def write_kubeconfigs(self) -> None:
+        """The admin's kubeconfig and one per component, each with its own client certificate."""
+        cm = self.pki.client("system:kube-controller-manager")
+        for path, user, pair in ((self.kubeconfig, "admin", self.pki.admin),
+                                 (self.cm_kubeconfig, "system:kube-controller-manager", cm)):
+            text = render.render(
+                "kubeconfig.yaml.j2", cluster_name="arktos-local", server=self.server,
+                ca_file=str(self.pki.ca.cert), user_name=user, client_cert_file=str(pair.cert),
+                client_key_file=str(pair.key), token=None, context_name="arktos-local", tenant="system",
+                namespace=None,
+            )
+            render.write(path, text, 0o600)
 
     def down(self, purge: bool = False) -> list[str]:
         stopped = [c.name for c in reversed(self.components) if c.process.stop()]
@@ -167,11 +198,21 @@ class LocalCluster:
             rows.append({
                 "component": comp.name,
                 "pid": str(pid) if pid else "-",
-                "port": str(comp.port),
+                "port": str(comp.port or "-"),
                 "health": ("healthy" if comp.healthy() else "unhealthy") if pid else "stopped",
                 "log": str(comp.log),
             })
         return rows
+
+
+def _lease_fresh(body: bytes, within: float = 30.0) -> bool:
+    """A Lease held by someone and renewed in the last `within` seconds."""
+    try:
+        spec = json.loads(body).get("spec") or {}
+        renewed = datetime.strptime(spec["renewTime"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return bool(spec.get("holderIdentity")) and (datetime.now(UTC) - renewed).total_seconds() < within
 
 
 def _tail(path: Path, lines: int = 15) -> str:

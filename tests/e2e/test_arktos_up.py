@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -30,7 +31,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     try:
         first = arktos("up", *opts)
         assert first.returncode == 0, first.stderr + first.stdout
-        assert "started etcd" in first.stdout and "started apiserver" in first.stdout
+        assert all(f"started {c}" in first.stdout for c in ("etcd", "apiserver", "controller-manager"))
         kubeconfig = state / "admin.kubeconfig"
         assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
@@ -45,7 +46,26 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert {p.name: p.read_text().split()[0] for p in (state / "run").glob("*.pid")} == pids
 
         status = arktos("status", *opts)
-        assert status.returncode == 0 and status.stdout.count("healthy") == 2
+        assert status.returncode == 0 and status.stdout.count("healthy") == 3
+
+        # A tenant, set up by the controller manager, and its admin driving plain kubectl.
+        state_opt = ["--state-dir", str(state)]
+        created = arktos("tenant", "create", "acme", *state_opt)
+        assert created.returncode == 0 and "tenant/acme is ready" in created.stdout, created.stderr
+        issued = arktos("kubeconfig", "--tenant", "acme", "--user", "admin", *state_opt)
+        assert issued.returncode == 0, issued.stderr
+        tenant_env = {**os.environ, "KUBECONFIG": str(state / "users" / "acme-admin.kubeconfig")}
+        mine = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "get", "namespaces,sa",
+                               "-A", "-o", "json"], capture_output=True, text=True, env=tenant_env, timeout=60)
+        assert mine.returncode == 0, mine.stderr
+        items = json.loads(mine.stdout)["items"]
+        assert {i["metadata"]["tenant"] for i in items} == {"acme"}
+        assert {i["metadata"]["name"] for i in items if i["kind"] == "Namespace"} == {
+            "default", "kube-system", "kube-public"}
+        listed = arktos("tenant", "list", *state_opt)
+        assert "acme" in listed.stdout and "system" in listed.stdout
+        deleted = arktos("tenant", "delete", "acme", *state_opt)
+        assert deleted.returncode == 0 and "tenant/acme deleted" in deleted.stdout, deleted.stderr
 
         # A half-started cluster resumes: kill the API server, `up` brings back only that.
         os.kill(int(pids["apiserver.pid"]), 9)
