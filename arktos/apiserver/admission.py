@@ -50,6 +50,12 @@ class Lifecycle:
         return "Terminating" if _terminating(obj) else "Active"
 
     async def __call__(self, op: str, info: ResourceInfo, ctx: Ctx, obj: Obj | None, old: Obj | None) -> None:
+        if not info.scope.tenanted and ctx.user.tenant != SYSTEM_TENANT:
+            # Nodes, tenants, controller instances are the operator's: whatever a tenant's RBAC
+            # says, no tenant user writes them (RBAC already refuses; this holds if it errs).
+            name = ((obj or old or {}).get("metadata") or {}).get("name", "")
+            raise errors.forbidden_error(f'{info.plural} "{name}" is forbidden: only the system tenant may '
+                                         f"write {info.plural}", info.plural, name, info.group)
         if op == "DELETE":
             await self._check_delete(info, ctx, old)
             return
