@@ -53,6 +53,7 @@ from arktos.apiserver.nodeauth import NodeAuthorizer
 from arktos.apiserver.rbac import RBACAuthorizer
 from arktos.apiserver.requestinfo import parse
 from arktos.apiserver.store import Admission, Ctx, GenericStore
+from arktos.apiserver.tlsclientauth import request_client_certificates
 from arktos.storage.etcd import Compacted, EtcdStore, StorageError, ValueTooLarge
 from arktos.storage.etcd import NotFound as StorageNotFound
 
@@ -217,6 +218,10 @@ class APIServer:
                 if ca:
                     ctx.load_verify_locations(ca)
                     ctx.verify_mode = ssl.CERT_OPTIONAL
+            # As kube-apiserver: collect client certificates in TLS, judge them in the
+            # authenticators, so a stranger's certificate gets a 401 rather than a TLS alert.
+            if ctx.verify_mode == ssl.CERT_OPTIONAL and not request_client_certificates(ctx):
+                log.info("client certificates from unknown CAs will be refused in the TLS handshake")
             runner = web.AppRunner(self.app(self.authenticator), access_log=None, handle_signals=False,
                                     handler_cancellation=True, shutdown_timeout=5.0)
             await runner.setup()
