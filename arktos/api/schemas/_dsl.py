@@ -24,7 +24,7 @@ Flags: ``@req`` (required), ``@merge:K`` (strategic merge by key K),
 ``@patch:S`` (explicit patch strategy, e.g. ``merge,retainKeys``),
 ``@map:K1,K2`` / ``@set`` / ``@atomic`` (list type), ``@keyed:K`` (the common
 pair: merge by K and a list map keyed by K), ``@mapatomic`` (a map or struct
-replaced as a whole), ``@enum:A|B`` and ``@preserve``.
+replaced as a whole), ``@enum:A|B``, ``@default:V`` and ``@preserve``.
 """
 
 from __future__ import annotations
@@ -269,6 +269,8 @@ def _field_schema(group: Group, f: _Field) -> Schema:
             target["enum"] = arg.split("|")
         elif key == "preserve":
             schema["x-kubernetes-preserve-unknown-fields"] = True
+        elif key == "default":
+            schema["default"] = arg  # string defaults only; what the server fills in (ports' TCP)
         else:
             raise ValueError(f"unknown flag {flag} on field {f.name}")
     if "x-kubernetes-list-type" in schema and schema.get("type") != "array":

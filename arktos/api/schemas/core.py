@@ -205,7 +205,7 @@ c.model("ServiceSpec", "The desired state of a service.", """
 """)
 c.model("ServicePort", "One port of a service.", """
     name        string  Name of the port; required when there are several.
-    protocol    string @enum:TCP|UDP|SCTP  Protocol; defaults to TCP.
+    protocol    string @enum:TCP|UDP|SCTP @default:TCP  Protocol; defaults to TCP.
     appProtocol string  Application protocol, e.g. http or kubernetes.io/h2c.
     port        int32 @req  Port the service listens on.
     targetPort  IntOrString  Pod port number or name traffic goes to; defaults to port.
@@ -252,7 +252,7 @@ c.model("EndpointAddress", "One address behind a service.", """
 c.model("EndpointPort", "One port of an endpoint subset.", """
     name        string  Name of the port, matching the service port name.
     port        int32 @req  Port number.
-    protocol    string @enum:TCP|UDP|SCTP  Protocol; defaults to TCP.
+    protocol    string @enum:TCP|UDP|SCTP @default:TCP  Protocol; defaults to TCP.
     appProtocol string  Application protocol.
 """, atomic=True)
 

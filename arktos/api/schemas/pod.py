@@ -155,7 +155,7 @@ c.model("Nic", "Arktos: one network interface of a pod.", """
 c.model("ContainerPort", "A network port of a container.", """
     name          string  Name other objects may use to refer to the port (an IANA service name).
     containerPort int32 @req  Port number inside the container's network namespace.
-    protocol      string @enum:TCP|UDP|SCTP  Protocol; defaults to TCP.
+    protocol      string @enum:TCP|UDP|SCTP @default:TCP  Protocol; defaults to TCP.
     hostPort      int32   Port to open on the node and forward to containerPort.
     hostIP        string  Node address to bind hostPort to.
 """)
