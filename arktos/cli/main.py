@@ -24,6 +24,7 @@ def cli() -> None:
 for command in (apiserver, up, down, status, tenant, kubeconfig):
     cli.add_command(command)
 cli.add_command(controller_manager)
+cli.add_command(__import__("arktos.cli.scheduler", fromlist=["scheduler"]).scheduler)
 
 
 def main() -> None:
