@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from arktos.api import errors, patch
+from arktos.api import errors, patch, structural
 from arktos.api.fieldcheck import resolve, unknown_fields
 from arktos.api.registry import ResourceInfo
 from arktos.api.schemas import SCHEMAS
@@ -243,10 +243,13 @@ def check_fields(request: web.Request, info: ResourceInfo, obj: Obj, ctx: Ctx, r
         dupes = duplicate_fields(raw)
         if dupes:
             raise errors.bad_request("strict decoding error: " + ", ".join(f'duplicate field "{d}"' for d in dupes))
-    schema: Any = info.custom_schema if info.custom_schema is not None else info.schema_name
-    if not schema or (isinstance(schema, str) and schema not in SCHEMAS):
+    if info.custom_schema is not None:
+        # Exactly what the custom resource's structural schema will prune when it is stored.
+        unknown = structural.prune(orjson.loads(orjson.dumps(obj)), info.custom_schema)
+    elif info.schema_name in SCHEMAS:
+        unknown = unknown_fields(obj, info.schema_name)
+    else:
         return
-    unknown = unknown_fields(obj, schema)
     if not unknown:
         return
     if mode == "Strict":

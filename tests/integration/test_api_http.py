@@ -427,3 +427,32 @@ async def test_service_cluster_ips_are_unique_and_released(http):
             break
         await asyncio.sleep(0.05)
     assert code == 201 and body["spec"]["clusterIP"] == ip_a
+
+
+async def test_custom_resources_prune_unknown_fields_with_a_warning_or_refuse_them_when_strict(http):
+    group = f"{uniq('g')}.example.com"
+    crd = {"metadata": {"name": f"gizmos.{group}"}, "spec": {
+        "group": group, "scope": "Namespaced", "names": {"plural": "gizmos", "kind": "Gizmo"},
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+            "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                "size": {"type": "integer", "minimum": 0}}}}}}}]}}
+    code, body = await call(http, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    assert code == 201, body
+    base = f"/apis/{group}/v1/namespaces/default/gizmos"
+    for _ in range(100):
+        code, _ = await call(http, "GET", base)
+        if code == 200:
+            break
+        await asyncio.sleep(0.05)
+    gizmo = {"apiVersion": f"{group}/v1", "kind": "Gizmo", "metadata": {"name": "g1"},
+             "spec": {"size": 2, "extra": "x"}, "top": 1}
+    async with http.post(base, data=orjson.dumps(gizmo), headers={"Content-Type": "application/json"}) as r:
+        assert r.status == 201
+        warnings = r.headers.getall("Warning", [])
+        stored = orjson.loads(await r.read())
+    assert stored["spec"] == {"size": 2} and "top" not in stored
+    assert any('unknown field \\"spec.extra\\"' in w for w in warnings), warnings
+    code, body = await call(http, "POST", base + "?fieldValidation=Strict", {**gizmo, "metadata": {"name": "g2"}})
+    assert code == 400 and "spec.extra" in body["message"]
+    code, body = await call(http, "POST", base, {**gizmo, "metadata": {"name": "g3"}, "spec": {"size": -1}})
+    assert code == 422 and "greater than or equal to 0" in body["message"]
