@@ -56,6 +56,7 @@ class SchedulingQueue:
         self.pods: dict[str, QueuedPod] = {}
         self._active: list[tuple[int, int, str]] = []  # (-priority, seq, key)
         self._backoff: list[tuple[float, int, str]] = []  # (until, seq, key)
+        self._parked: dict[str, QueuedPod] = {}  # the unschedulable ones, so a move costs what is parked
         self._seq = itertools.count()
         self._moves = 0
         self._wakeup = asyncio.Event()
@@ -69,8 +70,12 @@ class SchedulingQueue:
 
     def _set(self, qp: QueuedPod, where: Where) -> None:
         self.counts[qp.where] -= 1
+        if qp.where == "unschedulable":
+            self._parked.pop(qp.info.key, None)
         qp.where = where
         self.counts[where] += 1
+        if where == "unschedulable":
+            self._parked[qp.info.key] = qp
 
     def _to_active(self, qp: QueuedPod) -> None:
         self._set(qp, "active")
@@ -125,12 +130,13 @@ class SchedulingQueue:
         qp = self.pods.pop(key, None)
         if qp is not None:
             self.counts[qp.where] -= 1
+            self._parked.pop(key, None)
         return qp
 
     def move_all(self) -> int:
         """The cluster changed in a way that may help parked pods: retry them (after their backoff)."""
         self._moves += 1
-        parked = [qp for qp in self.pods.values() if qp.where == "unschedulable"]
+        parked = list(self._parked.values())
         for qp in parked:
             self._to_backoff(qp)
         return len(parked)
@@ -193,7 +199,6 @@ class SchedulingQueue:
             qp = self.pods.get(key)
             if qp is not None and qp.where == "backoff" and qp.seq == seq:
                 self._to_active(qp)
-        stale = [qp for qp in self.pods.values()
-                 if qp.where == "unschedulable" and now - qp.parked_at >= self.unschedulable_timeout]
+        stale = [qp for qp in self._parked.values() if now - qp.parked_at >= self.unschedulable_timeout]
         for qp in stale:
             self._to_backoff(qp)

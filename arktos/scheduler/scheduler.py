@@ -65,6 +65,7 @@ DEFAULT_SCHEDULER_NAME = "default-scheduler"
 PODS = next(i for i in BUILTIN if i.group == "" and i.plural == "pods")
 NODES = next(i for i in BUILTIN if i.group == "" and i.plural == "nodes")
 TERMINAL = ("Succeeded", "Failed")
+EVENT_QUEUE = 16384
 YIELD_EVERY = 0.005  # seconds of uninterrupted scheduling before the loop lets the informers run
 
 
@@ -199,7 +200,9 @@ class Scheduler:
         self.cache = NodeCache(assumed_ttl=o.assumed_ttl)
         self.queue = SchedulingQueue(o.initial_backoff, o.max_backoff, o.unschedulable_timeout)
         self.framework = Framework(default_filters(), default_scores(o.score_weights))
-        self.recorder = EventRecorder(self.client, o.scheduler_name)
+        # Room for a burst of bindings' events (10,000 pods at once): the recorder writes one at a time,
+        # so under load the backlog drains after the burst instead of being dropped.
+        self.recorder = EventRecorder(self.client, o.scheduler_name, queue_size=EVENT_QUEUE)
         self._slots = asyncio.Semaphore(o.bind_concurrency)
         self.pods = Informer(self.client, PODS, tenant=ALL_TENANTS,
                              field_selector="status.phase!=Succeeded,status.phase!=Failed", name="pods")
