@@ -313,7 +313,14 @@ class Scheduler:
                 qp = await queue.pop()
                 await slots.acquire()
                 last_yield = time.monotonic()
-            if not self._schedule_one(qp):
+            try:
+                started = self._schedule_one(qp)
+            except Exception:
+                # A bug or a pod this code cannot digest must not stop scheduling for everyone else.
+                log.exception("scheduling %s failed; retrying it after a backoff", qp.info.key)
+                queue.requeue_backoff(qp)
+                started = False
+            if not started:
                 slots.release()
             now = time.monotonic()
             if now - last_yield > YIELD_EVERY:

@@ -503,3 +503,39 @@ async def test_scheduler_places_pods_on_nodes_of_two_resource_partitions(tmp_pat
             assert sched.stop() == 0
         servers.stop()
     assert sched is not None and "Traceback" not in sched.text(), sched.text()[-6000:]
+
+
+async def test_pods_of_every_tenant_are_scheduled_and_reported_in_their_tenant(kit: Kit):
+    tenant = uniq("st")
+    await kit.client.create(REG.get("", "v1", "tenants"), {"metadata": {"name": tenant}})
+    await kit.client.create(NAMESPACES, {"metadata": {"name": "apps"}}, tenant=tenant)
+    tag = uniq("ten")
+    await kit.node(f"{tag}-n", cpu="1", labels={"test": tag})
+    try:
+        for name, cpu in (("fits", "500m"), ("too-big", "2")):
+            await kit.client.create(PODS, {"metadata": {"name": name}, "spec": {
+                "nodeSelector": {"test": tag},
+                "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": cpu}}}]}},
+                tenant=tenant, namespace="apps")
+
+        async def bound() -> str | None:
+            return (await kit.client.get(PODS, "fits", tenant=tenant, namespace="apps"))["spec"].get("nodeName")
+
+        assert await eventually(bound, 10, "the tenant's pod bound") == f"{tag}-n"
+
+        async def reported() -> dict[str, dict]:
+            items = (await kit.client.list(EVENTS, tenant=tenant, namespace="apps"))["items"]
+            found = {e["reason"]: e for e in items}
+            return found if {"Scheduled", "FailedScheduling"} <= set(found) else {}
+
+        events = await eventually(reported, 10, "events in the tenant")
+        assert events["Scheduled"]["involvedObject"]["name"] == "fits"
+        assert events["FailedScheduling"]["involvedObject"]["name"] == "too-big"
+        big = await kit.client.get(PODS, "too-big", tenant=tenant, namespace="apps")
+        assert any(c["type"] == "PodScheduled" and c["status"] == "False" for c in big["status"]["conditions"])
+        # Nothing leaked into the system tenant.
+        leaked = [e for e in (await kit.client.list(EVENTS, namespace="apps", tenant="system"))["items"]
+                  if e["involvedObject"].get("name") in ("fits", "too-big")]
+        assert not leaked
+    finally:
+        await kit.client.delete_collection(PODS, tenant=tenant, namespace="apps", grace_period_seconds=0)
