@@ -253,7 +253,8 @@ class Scheduler:
             self.queue.move_all()
 
     def _on_node_update(self, old: Obj, new: Obj) -> None:
-        self._on_node_add(new)
+        if _node_view(old) != _node_view(new):  # heartbeats (most node updates) change nothing we read
+            self._on_node_add(new)
 
     def _on_node_delete(self, node: Obj) -> None:
         assert self.cache is not None
@@ -434,6 +435,14 @@ class Scheduler:
                     log.info("bound %d pods (%.0f/s); queue: %d active, %d backoff, %d unschedulable; %d nodes",
                              self.bound, rate, c["active"], c["backoff"], c["unschedulable"], len(self.cache))
                 last_stats, last_bound = now, self.bound
+
+
+def _node_view(node: Obj) -> tuple:
+    """What the scheduler reads of a node: labels, taints, cordon, resources and condition statuses."""
+    meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+    conditions = [(c.get("type"), c.get("status")) for c in status.get("conditions") or [] if isinstance(c, dict)]
+    return (meta.get("labels"), spec.get("taints"), spec.get("unschedulable"), status.get("allocatable"),
+            status.get("capacity"), conditions)
 
 
 def _same_resources(old_spec: Obj, new_spec: Obj) -> bool:
