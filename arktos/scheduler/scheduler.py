@@ -103,7 +103,8 @@ def _scheduling_relevant(old: Obj, new: Obj) -> bool:
     if old.get("spec") != new.get("spec"):
         return True
     om, nm = old.get("metadata") or {}, new.get("metadata") or {}
-    return om.get("labels") != nm.get("labels") or om.get("annotations") != nm.get("annotations")
+    return (om.get("uid") != nm.get("uid") or om.get("labels") != nm.get("labels")
+            or om.get("annotations") != nm.get("annotations"))
 
 
 def _pod_scheduled_condition(pod: Obj) -> Obj | None:
@@ -377,10 +378,14 @@ class Scheduler:
         self.cache.forget(info.key)
         self.bind_errors += 1
         current = self.pods.get(info.key)
-        if current is None or (current.get("spec") or {}).get("nodeName") or (
-                (current.get("metadata") or {}).get("uid") != info.uid):
-            # Deleted, bound by someone else, or replaced by a new pod of that name: nothing to retry.
+        if current is None or (current.get("spec") or {}).get("nodeName"):
+            # Deleted, or bound by someone else: nothing to retry.
             log.info("binding %s to %s: %s (pod gone or bound elsewhere)", info.key, node, exc)
+            return
+        if (current.get("metadata") or {}).get("uid") != info.uid:
+            # A new pod of that name; its events were skipped while the old one was assumed: queue it now.
+            log.info("binding %s to %s: %s (the pod was replaced)", info.key, node, exc)
+            self._on_pod_update(None, current)
             return
         log.warning("binding %s to %s failed: %s", info.key, node, exc)
         self.queue.requeue_backoff(qp)
