@@ -339,7 +339,9 @@ class Scheduler:
         if result.node is None:
             self.unschedulable += 1
             self.queue.requeue_unschedulable(qp)
-            log.info("%s unschedulable: %s", info.key, result.message)
+            # The first failure is news; the retries of a parked backlog would flood the log.
+            log.log(logging.INFO if qp.attempts == 1 else logging.DEBUG, "%s unschedulable (attempt %d): %s",
+                    info.key, qp.attempts, result.message)
             self._failed(info, result.message)
             return False
         self.scheduled += 1
