@@ -15,7 +15,8 @@ from arktos.cli.logs import setup_logging
                    "development port.")
 @click.option("--controllers", "controllers_spec", default="*", show_default=True, metavar="LIST",
               help="Comma-separated controllers to run: '*' for all, 'name' to add one, '-name' to leave one out. "
-                   "Known: tenant, namespace, serviceaccount, token.")
+                   "Known: tenant, namespace, serviceaccount, token, replicaset, deployment, garbagecollector, "
+                   "nodelifecycle, endpoints.")
 @click.option("--leader-elect/--no-leader-elect", default=True, show_default=True,
               help="Run the controllers only while holding the leader lease, so one copy acts at a time.")
 @click.option("--leader-elect-lease-duration", default=15.0, show_default=True, type=float,
@@ -36,6 +37,15 @@ from arktos.cli.logs import setup_logging
               help="Workers per controller (keys synced in parallel).")
 @click.option("--tenant-deletion-grace-period", default=60.0, show_default=True, type=click.FloatRange(0),
               help="Seconds a terminating tenant waits for finalizers before the tenant controller strips them.")
+@click.option("--node-monitor-grace-period", default=40.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds without a node lease renewal (or status heartbeat) before the node is marked "
+                   "NotReady (Ready=Unknown) and tainted unreachable.")
+@click.option("--pod-eviction-timeout", default=300.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds pods that do not tolerate the not-ready/unreachable NoExecute taints stay on such a "
+                   "node before they are evicted (Kubernetes' default toleration).")
+@click.option("--tenant-servers", metavar="KUBECONFIG,...", default="",
+              help="Node lifecycle on a resource partition: kubeconfigs of the tenant partitions whose pods it "
+                   "evicts (default: pods are on the same server).")
 @click.option("--kube-api-qps", default=200.0, show_default=True, type=float,
               help="Requests per second to the API server.")
 @click.option("--kube-api-burst", default=400, show_default=True, type=int,
@@ -47,8 +57,10 @@ def controller_manager(kubeconfig: str | None, master: str | None, controllers_s
                        leader_elect_retry_period: float, leader_elect_resource_name: str,
                        service_account_private_key_file: str | None, service_account_issuer: str,
                        root_ca_file: str | None, concurrent_workers: int, tenant_deletion_grace_period: float,
+                       node_monitor_grace_period: float, pod_eviction_timeout: float, tenant_servers: str,
                        kube_api_qps: float, kube_api_burst: int, verbosity: int) -> None:
-    """Run the controllers (tenant, namespace, service accounts, tokens) against an API server.
+    """Run the controllers (tenants, namespaces, service accounts, tokens, workloads, garbage collection, node
+    lifecycle, endpoints) against an API server.
 
     It acts as a system-tenant component: it lists and watches every tenant.
     """
@@ -89,6 +101,11 @@ def controller_manager(kubeconfig: str | None, master: str | None, controllers_s
             service_account_issuer=service_account_issuer,
             root_ca_file=root_ca_file,
             tenant_deletion_grace_period=tenant_deletion_grace_period,
+            extra={
+                "node_monitor_grace_period": node_monitor_grace_period,
+                "pod_eviction_timeout": pod_eviction_timeout,
+                "tenant_servers": [p.strip() for p in tenant_servers.split(",") if p.strip()],
+            },
         ),
         leader_elect=leader_elect,
         lease_name=leader_elect_resource_name,

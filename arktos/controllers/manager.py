@@ -31,8 +31,13 @@ from dataclasses import dataclass, field
 from arktos.api.tenancy import SYSTEM_TENANT
 from arktos.client import Client, ClusterConfig, LeaderElector, LeadershipLost, load_kubeconfig
 from arktos.controllers.base import Controller, ControllerContext, ControllerOptions, InformerFactory, builtin
+from arktos.controllers.deployment import DeploymentController
 from arktos.controllers.discovery import Discovery
+from arktos.controllers.endpoints import EndpointsController
+from arktos.controllers.garbagecollector import GarbageCollector
 from arktos.controllers.namespace import NamespaceController
+from arktos.controllers.nodelifecycle import NodeLifecycleController
+from arktos.controllers.replicaset import ReplicaSetController
 from arktos.controllers.serviceaccount import ServiceAccountController
 from arktos.controllers.tenant import TenantController
 from arktos.controllers.token import TokenController
@@ -41,10 +46,11 @@ __all__ = ["CONTROLLERS", "ControllerManager", "ManagerOptions", "select_control
 
 log = logging.getLogger("arktos.controllers.manager")
 
-# Every controller this manager can run, in start order.  Later ones (replicaset, deployment,
-# garbage collector, node lifecycle) are added here.
+# Every controller this manager can run, in start order.
 CONTROLLERS: dict[str, type[Controller]] = {
-    c.name: c for c in (TenantController, NamespaceController, ServiceAccountController, TokenController)
+    c.name: c for c in (TenantController, NamespaceController, ServiceAccountController, TokenController,
+                        ReplicaSetController, DeploymentController, GarbageCollector, NodeLifecycleController,
+                        EndpointsController)
 }
 CRDS = builtin("apiextensions.k8s.io", "customresourcedefinitions")
 SHUTDOWN_GRACE = 10.0  # seconds in-flight syncs get to finish on a clean stop
