@@ -28,7 +28,7 @@ from arktos.api.tenancy import ALL_TENANTS
 from arktos.api.validation import validate_object_meta, validate_object_meta_update
 from arktos.apiserver.auth import UserInfo
 from arktos.apiserver.cache import CacheManager, Entry, Filter, ResourceCache, Watcher
-from arktos.storage.etcd import EtcdStore, KeyExists, NotFound, RevisionMismatch
+from arktos.storage.etcd import KV, EtcdStore, KeyExists, NotFound, RevisionMismatch
 from arktos.storage.keys import object_key, scope_prefix
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,14 @@ class GenericStore:
 
     def add_watcher(self, ctx: Ctx, flt: Filter | None, index: tuple[str, str] | None, since: int | None) -> Watcher:
         return self.cache.add_watcher(self.prefix(ctx), self.scope_filter(ctx, flt), index, since)
+
+    def _cached(self, key: str) -> KV | None:
+        """The watch cache's copy of a key as etcd would return it, or None."""
+        cache = self.caches.caches.get(self.info.etcd_resource)
+        entry = cache.entries.get(key) if cache is not None else None
+        if entry is None:
+            return None
+        return KV(key, entry.raw, entry.rv, 0)
 
     @staticmethod
     def _decode(value: bytes, rv: int) -> Obj:
@@ -270,12 +278,19 @@ class GenericStore:
         """
         info = self.info
         key = self.key(ctx, name)
+        # First try from the watch cache's copy, as GuaranteedUpdate does: the compare-and-swap
+        # on its revision catches staleness, and a lost swap hands back the current value.
+        current = self._cached(key)
+        fresh = current is None
         while True:
-            kv = await self.etcd.get(key)
-            if kv is None:
+            if current is None:
+                current = await self.etcd.get(key)
+                fresh = True
+            if current is None:
                 if create_missing is None:
                     raise self._not_found(name)
                 return await self.create(ctx, create_missing()), True
+            kv = current
             old = self._decode(kv.value, kv.mod_revision)
             result = mutate(self._decode(kv.value, kv.mod_revision))
             new = await result if isinstance(result, Awaitable) else result
@@ -286,6 +301,9 @@ class GenericStore:
                 new_meta = new["metadata"] = {}
             wanted_rv = new_meta.get("resourceVersion") or ""
             if wanted_rv and wanted_rv != str(kv.mod_revision):
+                if not fresh:  # the cache may simply be behind the client: ask etcd
+                    current = None
+                    continue
                 raise errors.conflict(info.plural, name, info.group)
             if new_meta.get("name", name) != name:
                 raise errors.bad_request(
@@ -304,9 +322,12 @@ class GenericStore:
                     rev, _ = await self.etcd.delete(key, kv.mod_revision)
                 else:
                     rev = await self.etcd.update(key, self._encode(new), kv.mod_revision)
-            except RevisionMismatch:
-                # Another writer won.  Redo the change on the fresh object, as Kubernetes'
-                # GuaranteedUpdate does; a stale precondition fails the check above next time.
+            except RevisionMismatch as exc:
+                # Another writer won (or our copy was stale): redo the change on the value etcd
+                # returned; a stale client precondition fails the check above next time.
+                current, fresh = exc.current, True
+                if current is None:
+                    raise self._not_found(name) from None
                 continue
             except NotFound:
                 raise self._not_found(name) from None
@@ -339,6 +360,11 @@ class GenericStore:
                     ref["hashKey"] = compute_hash_key(ref["uid"])
             if subresource in ("", "scale"):
                 strategy.prepare_for_update(new, old)
+        if subresource == "binding":
+            # The binding handler sets nodeName, a condition and annotations, nothing a
+            # client sent: the rest of the pod is the stored, already valid one.
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return new
         strategy.default(new)
         errs = validate_object_meta_update(new["metadata"], old["metadata"])
         if not errs:
