@@ -7,6 +7,7 @@ import click
 from arktos import __version__
 from arktos.cli.apiserver import apiserver
 from arktos.cli.controller_manager import controller_manager
+from arktos.cli.scheduler import scheduler
 from arktos.cli.tenant import kubeconfig, tenant
 from arktos.cli.up import down, status, up
 
@@ -21,10 +22,8 @@ def cli() -> None:
     """
 
 
-for command in (apiserver, up, down, status, tenant, kubeconfig):
+for command in (apiserver, controller_manager, scheduler, up, down, status, tenant, kubeconfig):
     cli.add_command(command)
-cli.add_command(controller_manager)
-cli.add_command(__import__("arktos.cli.scheduler", fromlist=["scheduler"]).scheduler)
 
 
 def main() -> None:

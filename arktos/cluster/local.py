@@ -69,6 +69,9 @@ class LocalCluster:
         self.kubeconfig = self.state_dir / "admin.kubeconfig"
         self.pki = ClusterPKI(self.state_dir / "pki")
         self.cm_kubeconfig = self.state_dir / "controller-manager.kubeconfig"
+        self.scheduler_kubeconfig = self.state_dir / "scheduler.kubeconfig"
+        lease_url = f"https://127.0.0.1:{self.apiserver_port}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
+        admin_pair = (self.pki.admin.cert, self.pki.admin.key)
         self.components = [
             Component(
                 "etcd",
@@ -103,12 +106,23 @@ class LocalCluster:
                          "--root-ca-file", str(self.pki.ca.cert), "--v", "2"],
                 None,
                 # Healthy when it leads: its lease is held and was renewed lately.
-                f"https://127.0.0.1:{self.apiserver_port}/apis/coordination.k8s.io/v1/namespaces/kube-system/"
-                "leases/arktos-controller-manager",
+                lease_url + "arktos-controller-manager",
                 Process("controller-manager", run),
                 logs / "controller-manager.log",
                 self.pki.ca.cert,
-                (self.pki.admin.cert, self.pki.admin.key),
+                admin_pair,
+                _lease_fresh,
+            ),
+            Component(
+                "scheduler",
+                lambda: [sys.executable, "-m", "arktos", "scheduler",
+                         "--kubeconfig", str(self.scheduler_kubeconfig), "--v", "2"],
+                None,
+                lease_url + "kube-scheduler",
+                Process("scheduler", run),
+                logs / "scheduler.log",
+                self.pki.ca.cert,
+                admin_pair,
                 _lease_fresh,
             ),
         ]
@@ -175,8 +189,10 @@ class LocalCluster:
     def write_kubeconfigs(self) -> None:
         """The admin's kubeconfig and one per component, each with its own client certificate."""
         cm = self.pki.client("system:kube-controller-manager")
+        sched = self.pki.client("system:kube-scheduler")
         for path, user, pair in ((self.kubeconfig, "admin", self.pki.admin),
-                                 (self.cm_kubeconfig, "system:kube-controller-manager", cm)):
+                                 (self.cm_kubeconfig, "system:kube-controller-manager", cm),
+                                 (self.scheduler_kubeconfig, "system:kube-scheduler", sched)):
             text = render.render(
                 "kubeconfig.yaml.j2", cluster_name="arktos-local", server=self.server,
                 ca_file=str(self.pki.ca.cert), user_name=user, client_cert_file=str(pair.cert),

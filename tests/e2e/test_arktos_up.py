@@ -31,7 +31,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     try:
         first = arktos("up", *opts)
         assert first.returncode == 0, first.stderr + first.stdout
-        assert all(f"started {c}" in first.stdout for c in ("etcd", "apiserver", "controller-manager"))
+        assert all(f"started {c}" in first.stdout for c in ("etcd", "apiserver", "controller-manager", "scheduler"))
         kubeconfig = state / "admin.kubeconfig"
         assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
@@ -49,7 +49,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert {p.name: p.read_text().split()[0] for p in (state / "run").glob("*.pid")} == pids
 
         status = arktos("status", *opts)
-        assert status.returncode == 0 and status.stdout.count("healthy") == 3
+        assert status.returncode == 0 and status.stdout.count("healthy") == 4
 
         # A tenant, set up by the controller manager, and its admin driving plain kubectl.
         state_opt = ["--state-dir", str(state)]
