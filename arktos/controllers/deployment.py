@@ -966,10 +966,29 @@ class DeploymentController(Controller):
             elif _timed_out(d, status):
                 _set_condition(status, _new_condition(PROGRESSING, "False", TIMED_OUT,
                                                       f'ReplicaSet "{name}" has timed out progressing.'))
+        # A ReplicaSet that cannot create or delete pods (quota, admission) says so on the Deployment too.
+        failure = self._replica_failure(all_rss, new_rs)
+        if failure is not None:
+            _set_condition(status, failure)
+        else:
+            _remove_condition(status, REPLICA_FAILURE)
         if status == self._stored.get(id(d)):
             self._requeue_stuck(key, d, status)
             return
         await self._write_status(d, status)
+
+    @staticmethod
+    def _replica_failure(all_rss: list[Obj], new_rs: Obj | None) -> Obj | None:
+        """The first ReplicaFailure condition of the new, then the old ReplicaSets, as a Deployment condition."""
+        ordered = ([new_rs] if new_rs is not None else []) + [rs for rs in all_rss if rs is not new_rs]
+        for rs in ordered:
+            cond = _condition(rs.get("status") or {}, REPLICA_FAILURE)
+            if cond is not None:
+                stamp = cond.get("lastTransitionTime") or now_rfc3339()
+                return {"type": REPLICA_FAILURE, "status": cond.get("status", "True"), "lastUpdateTime": stamp,
+                        "lastTransitionTime": stamp, "reason": cond.get("reason", ""),
+                        "message": cond.get("message", "")}
+        return None
 
     def _requeue_stuck(self, key: str, d: Obj, status: Obj) -> None:
         """Come back when the progress deadline passes, or nothing would ever notice it did."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
 import subprocess
 import time
 import uuid
@@ -48,8 +49,9 @@ from arktos.controllers.discovery import Discovery
 from arktos.controllers.endpoints import endpoint_subsets
 from arktos.controllers.nodelifecycle import NOT_READY_TAINT, UNREACHABLE_TAINT, eviction_time
 from arktos.controllers.replicaset import ReplicaSetController, pod_deletion_order
+from tests.conftest import start_apiserver
 from tests.e2e.conftest import kubectl_binary
-from tests.integration.test_controllers import Manager
+from tests.integration.test_controllers import Manager, write_kubeconfig
 
 REG = builtin_registry()
 TENANTS = REG.get("", "v1", "tenants")
@@ -853,6 +855,69 @@ async def test_node_that_stops_renewing_its_lease_is_tainted_and_its_pods_replac
     print(f"\nnode without lease renewals (grace {GRACE}s): NotReady+tainted after {marked_s:.2f}s, pods evicted "
           f"after {evicted_s:.2f}s (eviction timeout {EVICTION}s), replaced after {replaced_s:.2f}s; "
           f"{len(doomed)} pods moved")
+
+
+async def test_node_lifecycle_on_a_resource_partition_evicts_pods_of_its_tenant_partition(
+        manager, dev, apiserver, private_etcd, tmp_path):
+    """Scale-out: nodes and leases on a resource partition, pods on a tenant partition (`--tenant-servers`).
+
+    The resource partition is a second API server on its own etcd with a node
+    lifecycle controller of its own; the tenant partition is the shared server,
+    whose controller manager (under test above) replaces the evicted pods.
+    """
+    rp = start_apiserver(private_etcd.url, tmp_path / "rp-apiserver.log")
+    rp_manager = None
+    try:
+        rp_manager = Manager(tmp_path / "rp-manager.log", [
+            "--kubeconfig", str(write_kubeconfig(tmp_path / "rp.kubeconfig", rp.url)),
+            "--tenant-servers", str(write_kubeconfig(tmp_path / "tp.kubeconfig", apiserver.url)),
+            "--controllers", "nodelifecycle", "--no-leader-elect",
+            "--node-monitor-grace-period", str(GRACE), "--pod-eviction-timeout", "1"])
+        async with Client(rp.url) as rpc:
+            await asyncio.to_thread(rp_manager.wait_for_log, "started with", 20)
+            renewer = LeaseRenewer(rpc)
+            live, doomed_node = uniq("rp"), uniq("rp")
+            for n in (live, doomed_node):
+                await rpc.create(NODES, node_body(n))
+                await renewer.add(n)
+            renewer.start()
+            ns = await namespace(dev)
+            where = {"tenant": SYSTEM, "namespace": ns}
+            try:
+                async with FakeKubelet(dev, SYSTEM, ns, [live, doomed_node], ready_delay=0.05) as kubelet:
+                    await dev.create(REPLICASETS, {"metadata": {"name": "spread"}, "spec": {
+                        "replicas": 4, "selector": {"matchLabels": {"app": "spread"}},
+                        "template": {"metadata": {"labels": {"app": "spread"}},
+                                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}, **where)
+
+                    async def placed() -> list[Obj]:
+                        pods = active(kubelet.pods())
+                        on = [p for p in pods if p["spec"].get("nodeName") == doomed_node]
+                        return on if len(pods) == 4 and all(is_ready(p) for p in pods) and on else []
+
+                    doomed = await eventually(placed, 20, "pods on both resource-partition nodes")
+                    renewer.alive.discard(doomed_node)
+                    kubelet.dead.add(doomed_node)
+                    await eventually(lambda: _has_taints(rpc, doomed_node, {(UNREACHABLE_TAINT, "NoExecute")}),
+                                     GRACE + 10, "the resource partition's node tainted")
+
+                    async def moved() -> bool:
+                        pods = {p["metadata"]["name"]: p for p in kubelet.pods()}
+                        evicted = all(pods[p["metadata"]["name"]]["metadata"].get("deletionTimestamp")
+                                      for p in doomed if p["metadata"]["name"] in pods)
+                        live_pods = active(list(pods.values()))
+                        return evicted and len(live_pods) == 4 and all(
+                            is_ready(p) and p["spec"]["nodeName"] == live for p in live_pods)
+
+                    await eventually(moved, 15, "tenant-partition pods evicted and replaced on the live node")
+            finally:
+                await renewer.stop()
+        assert re.search(r"evicted pod system/\S+/spread-", rp_manager.text())
+    finally:
+        if rp_manager is not None:
+            assert rp_manager.stop() == 0
+            assert "Traceback" not in rp_manager.text(), rp_manager.text()[-4000:]
+        rp.stop()
 
 
 async def _all_gone(client: Client, pods: list[Obj], **where: Any) -> bool:
