@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,11 +37,13 @@ from arktos.client import Client, namespace_index, node_name_index, owner_uid_in
 from arktos.controllers.base import is_gone
 
 __all__ = [
+    "INDEXERS",
     "NAMESPACE_INDEX",
     "NODE_INDEX",
     "ORPHAN_INDEX",
     "OWNER_INDEX",
     "HashKeyRange",
+    "SelectorCache",
     "claim",
     "controller_ref",
     "is_pod_active",
@@ -53,12 +54,13 @@ __all__ = [
     "now_rfc3339",
     "orphan_index",
     "parse_time",
+    "ready_since",
+    "recheck_owner",
     "same_place",
     "selector_of",
 ]
 
 Obj = dict[str, Any]
-log = logging.getLogger("arktos.controllers")
 
 NAMESPACE_INDEX = "namespace"
 OWNER_INDEX = "owner-uid"
