@@ -425,6 +425,8 @@ class ResourceHandler:
         gauge = metrics.WATCHERS.labels(info.group, info.plural)
         sent_events = metrics.WATCH_EVENTS.labels(info.group, info.plural)
         sent_bytes = metrics.WATCH_EVENT_BYTES.labels(info.group, info.plural)
+        client = request.headers.get("User-Agent", "unknown").split("/", 1)[0][:64] or "unknown"
+        sent_to_client = metrics.WATCH_EVENTS_BY_CLIENT.labels(info.group, info.plural, client)
         gauge.inc()
         resp = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
@@ -445,6 +447,7 @@ class ResourceHandler:
                     data = b"".join(frames)
                     await resp.write(data)
                     sent_events.inc(len(frames))
+                    sent_to_client.inc(len(frames))
                     sent_bytes.inc(len(data))
                     continue
                 if watcher.closed:

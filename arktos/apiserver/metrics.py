@@ -37,6 +37,13 @@ WATCH_EVENT_BYTES = Counter(
     ["group", "resource"],
     registry=REGISTRY,
 )
+WATCH_EVENTS_BY_CLIENT = Counter(
+    "apiserver_watch_events_by_client_total",
+    "Watch events sent, by resource and client (the User-Agent's product token), so the share each "
+    "partitioned controller instance receives can be seen.",
+    ["group", "resource", "client"],
+    registry=REGISTRY,
+)
 CACHE_OBJECTS = Gauge(
     "apiserver_watch_cache_objects",
     "Objects held in the watch cache, by resource.",

@@ -10,6 +10,7 @@ from arktos.cli.controller_manager import controller_manager
 from arktos.cli.scheduler import scheduler
 from arktos.cli.tenant import kubeconfig, tenant
 from arktos.cli.up import down, status, up
+from arktos.cli.workload_controller_manager import workload_controller_manager
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,7 +23,8 @@ def cli() -> None:
     """
 
 
-for command in (apiserver, controller_manager, scheduler, up, down, status, tenant, kubeconfig):
+for command in (apiserver, controller_manager, workload_controller_manager, scheduler, up, down, status, tenant,
+                kubeconfig):
     cli.add_command(command)
 
 
