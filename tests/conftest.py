@@ -180,3 +180,55 @@ def secure(etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     server = start_apiserver(etcd.url, d / "apiserver.log", secure_args=args, ca_file=pki.ca.cert)
     yield SecureCluster(server, pki, token_file, d)
     server.stop()
+
+
+class ComponentProc:
+    """One `arktos <component>` process (controller-manager, scheduler, node-agent, ...) and its log."""
+
+    def __init__(self, component: str, log: Path, args: list[str]) -> None:
+        import sys
+
+        self.component = component
+        self.log = log
+        with open(log, "ab") as out:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "arktos", component, *args],
+                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 20.0) -> None:
+        import re
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if re.search(pattern, self.text()):
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.component} exited with {self.proc.returncode}:\n{self.text()[-4000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in the {self.component} log after {timeout}s:\n{self.text()[-4000:]}")
+
+    def stop(self, sig: int = 15, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def write_dev_kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig for the development port: a server URL, no credentials."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
+        "clusters": [{"name": "dev", "cluster": {"server": server}}],
+        "users": [{"name": "dev", "user": {}}],
+        "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "dev"}}],
+    }))
+    return path

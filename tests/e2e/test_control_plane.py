@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,15 +14,14 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
+from tests.conftest import ComponentProc
 from tests.integration.test_api_http import call
 
 NODES = ("cp-n1", "cp-n2", "cp-n3")
 
 
-def start(server: str, log_path, *command: str) -> subprocess.Popen:
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "arktos", *command, "--master", server],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+def start(server: str, log_path, component: str, *args: str) -> ComponentProc:
+    return ComponentProc(component, log_path, [*args, "--master", server])
 
 
 def now() -> str:
@@ -140,9 +135,4 @@ async def test_a_dead_nodes_pods_are_evicted_and_rescheduled_elsewhere(apiserver
                     await beats
     finally:
         for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
+            p.stop()

@@ -18,8 +18,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from arktos.api.registry import ResourceInfo, Scope
 from arktos.api.resources import builtin_registry
@@ -35,7 +32,7 @@ from arktos.client import APIError, Client, ClusterConfig
 from arktos.controllers.manager import select_controllers
 from arktos.controllers.queue import QueueShutDown, WorkQueue
 from arktos.storage.etcd import EtcdStore
-from tests.conftest import start_apiserver
+from tests.conftest import ComponentProc, start_apiserver, write_dev_kubeconfig
 
 REG = builtin_registry()
 TENANTS = REG.get("", "v1", "tenants")
@@ -62,49 +59,12 @@ def uniq(prefix: str) -> str:
 # -- processes ------------------------------------------------------------------------------
 
 
-class Manager:
+def Manager(log: Path, args: list[str]) -> ComponentProc:
     """One `arktos controller-manager` process and its log."""
-
-    def __init__(self, log: Path, args: list[str]) -> None:
-        self.log = log
-        out = open(log, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "arktos", "controller-manager", *args],
-                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for_log(self, pattern: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if re.search(pattern, self.text()):
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"controller manager exited with {self.proc.returncode}:\n{self.text()[-4000:]}")
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in the controller manager log after {timeout}s:\n{self.text()[-4000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+    return ComponentProc("controller-manager", log, args)
 
 
-def write_kubeconfig(path: Path, server: str) -> Path:
-    """A kubeconfig for the development port: a server URL, no credentials."""
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
-        "clusters": [{"name": "dev", "cluster": {"server": server}}],
-        "users": [{"name": "dev", "user": {}}],
-        "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "dev"}}],
-    }))
-    return path
+write_kubeconfig = write_dev_kubeconfig
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from arktos.api.resources import builtin_registry
 from arktos.client import APIError, Client
 from arktos.cluster.etcd import free_port, start_etcd
 from arktos.scheduler import RUNTIME_CONTAINER_LABEL, RUNTIME_VM_LABEL
-from tests.conftest import APIServerProc, EtcdProc, start_apiserver
+from tests.conftest import APIServerProc, ComponentProc, EtcdProc, start_apiserver, write_dev_kubeconfig
 
 REG = builtin_registry()
 PODS = REG.get("", "v1", "pods")
@@ -45,48 +42,12 @@ def uniq(prefix: str) -> str:
 # -- processes ------------------------------------------------------------------------------------------
 
 
-class SchedulerProc:
+def SchedulerProc(log: Path, args: list[str]) -> ComponentProc:
     """One `arktos scheduler` process and its log."""
-
-    def __init__(self, log: Path, args: list[str]) -> None:
-        self.log = log
-        out = open(log, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "arktos", "scheduler", *args],
-                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for_log(self, pattern: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if re.search(pattern, self.text()):
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"scheduler exited with {self.proc.returncode}:\n{self.text()[-4000:]}")
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in the scheduler log after {timeout}s:\n{self.text()[-4000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+    return ComponentProc("scheduler", log, args)
 
 
-def write_kubeconfig(path: Path, server: str) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
-        "clusters": [{"name": "dev", "cluster": {"server": server}}],
-        "users": [{"name": "dev", "user": {}}],
-        "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "dev"}}],
-    }))
-    return path
+write_kubeconfig = write_dev_kubeconfig
 
 
 class Servers:

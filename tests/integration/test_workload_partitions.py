@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
 import aiohttp
 import pytest
 
+from tests.conftest import ComponentProc
 from tests.integration.test_api_http import call
 
 
-def start_instances(server: str, count: int, log_path) -> dict[str, subprocess.Popen]:
-    with open(log_path, "ab") as log:  # each child keeps its own descriptor
-        return {f"i{i}": subprocess.Popen(
-            [sys.executable, "-m", "arktos", "workload-controller-manager", "--master", server,
-             "--instance-id", f"i{i}", "--member-lease-duration", "3", "--member-period", "0.5", "-v", "2"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True) for i in range(count)}
+def start_instances(server: str, count: int, log_path) -> dict[str, ComponentProc]:
+    return {f"i{i}": ComponentProc("workload-controller-manager", log_path, [
+        "--master", server, "--instance-id", f"i{i}", "--member-lease-duration", "3", "--member-period", "0.5"])
+        for i in range(count)}
 
 
 def deployment(name: str) -> dict:
@@ -103,8 +99,7 @@ async def test_three_instances_split_300_deployments_and_survive_a_sigkill(apise
             print(f"\ndeployment watch events per instance for 300 deployments: {shares}")
 
             # SIGKILL one instance; its range moves to the others and new work still converges.
-            os.killpg(procs["i1"].pid, signal.SIGKILL)
-            procs["i1"].wait(10)
+            procs["i1"].stop(signal.SIGKILL)
             more = {f"e{i:03d}" for i in range(60)}
             await asyncio.gather(*(create(n) for n in more))
             await wait_converged(http, ns, more | names, 90)
@@ -117,9 +112,4 @@ async def test_three_instances_split_300_deployments_and_survive_a_sigkill(apise
             assert sorted(owners) == sorted(more | names)
     finally:
         for p in procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
+            p.stop()
