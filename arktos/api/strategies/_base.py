@@ -8,10 +8,10 @@ The helpers here read nested fields without raising, so validation reports a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from arktos.api.errors import FieldError
+from arktos.api.errors import FieldError, required
 from arktos.api.strategy import Obj, Strategy
 from arktos.api.validation import NameValidator, name_is_dns_subdomain
 
@@ -84,3 +84,21 @@ def check_list(obj: Any, path: str, errs: list[FieldError]) -> list[Any]:
         errs.append(type_error(path, obj, "a list"))
         return []
     return obj
+
+
+def check_unique_name(item: dict[str, Any], path: str, names: set[str], errs: list[FieldError], *,
+                      needed: bool = True, validate: Callable[[str, str], list[FieldError]] | None = None) -> None:
+    """The `name` of one element of a list keyed by name: present (when `needed`), a string,
+    well-formed (`validate(name, path)`), and not seen before in `names` (which it joins)."""
+    name = item.get("name")
+    if not name:
+        if needed:
+            errs.append(required(f"{path}.name"))
+    elif not isinstance(name, str):
+        errs.append(type_error(f"{path}.name", name, "a string"))
+    else:
+        if validate is not None:
+            errs.extend(validate(name, f"{path}.name"))
+        if name in names:
+            errs.append(FieldError(f"{path}.name", "FieldValueDuplicate", value=name))
+        names.add(name)

@@ -26,6 +26,7 @@ from arktos.api.strategies._base import (
     as_list,
     check_dict,
     check_list,
+    check_unique_name,
     dig,
     is_int,
     type_error,
@@ -336,15 +337,7 @@ def _validate_ports(ports: Any, path: str, host_network: bool) -> list[FieldErro
     for i, port in enumerate(check_list(ports, path, errs)):
         p = f"{path}[{i}]"
         port = check_dict(port, p, errs)
-        name = port.get("name")
-        if name:
-            if not isinstance(name, str):
-                errs.append(type_error(f"{p}.name", name, "a string"))
-            else:
-                errs.extend(invalid(f"{p}.name", name, m) for m in is_valid_port_name(name))
-                if name in names:
-                    errs.append(FieldError(f"{p}.name", "FieldValueDuplicate", value=name))
-                names.add(name)
+        check_unique_name(port, p, names, errs, needed=False, validate=_port_name_errors)
         cport = port.get("containerPort")
         if not cport:
             errs.append(required(f"{p}.containerPort"))
@@ -363,6 +356,10 @@ def _validate_ports(ports: Any, path: str, host_network: bool) -> list[FieldErro
         if port.get("hostIP") and isinstance(port["hostIP"], str):
             errs.extend(invalid(f"{p}.hostIP", port["hostIP"], m) for m in is_valid_ip(port["hostIP"]))
     return errs
+
+
+def _port_name_errors(name: str, path: str) -> list[FieldError]:
+    return [invalid(path, name, m) for m in is_valid_port_name(name)]
 
 
 def _validate_env(env: Any, path: str) -> list[FieldError]:
@@ -421,16 +418,7 @@ def _validate_container(
 ) -> list[FieldError]:
     errs: list[FieldError] = []
     c = check_dict(c, path, errs)
-    name = c.get("name")
-    if not name:
-        errs.append(required(f"{path}.name"))
-    elif not isinstance(name, str):
-        errs.append(type_error(f"{path}.name", name, "a string"))
-    else:
-        errs.extend(validate_dns1123_label(name, f"{path}.name"))
-        if name in names:
-            errs.append(FieldError(f"{path}.name", "FieldValueDuplicate", value=name))
-        names.add(name)
+    check_unique_name(c, path, names, errs, validate=validate_dns1123_label)
     image = c.get("image")
     if not image:
         errs.append(required(f"{path}.image"))
@@ -485,16 +473,7 @@ def _validate_volumes(volumes: Any, path: str) -> tuple[set[str], list[FieldErro
     for i, v in enumerate(check_list(volumes, path, errs)):
         p = f"{path}[{i}]"
         v = check_dict(v, p, errs)
-        name = v.get("name")
-        if not name:
-            errs.append(required(f"{p}.name"))
-        elif not isinstance(name, str):
-            errs.append(type_error(f"{p}.name", name, "a string"))
-        else:
-            errs.extend(validate_dns1123_label(name, f"{p}.name"))
-            if name in names:
-                errs.append(FieldError(f"{p}.name", "FieldValueDuplicate", value=name))
-            names.add(name)
+        check_unique_name(v, p, names, errs, validate=validate_dns1123_label)
         sources = [k for k in v if k != "name" and v[k] is not None]
         if not sources:
             errs.append(required(p, "must specify a volume type"))
@@ -588,15 +567,7 @@ def _validate_nics(nics: Any, path: str) -> list[FieldError]:
     for i, nic in enumerate(check_list(nics, path, errs)):
         p = f"{path}[{i}]"
         nic = check_dict(nic, p, errs)
-        name = nic.get("name")
-        if not name:
-            errs.append(required(f"{p}.name"))
-        elif not isinstance(name, str):
-            errs.append(type_error(f"{p}.name", name, "a string"))
-        else:
-            if name in names:
-                errs.append(FieldError(f"{p}.name", "FieldValueDuplicate", value=name))
-            names.add(name)
+        check_unique_name(nic, p, names, errs)
         ip = nic.get("ipAddress")
         if ip:
             errs.extend(invalid(f"{p}.ipAddress", ip, m) for m in is_valid_ip(str(ip)))
