@@ -5,7 +5,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
-APT_PKGS := etcd-server
+APT_PKGS := etcd-server libvirt-dev pkg-config
 
 .PHONY: install system-deps venv up down test lint bench clean
 

@@ -1,0 +1,562 @@
+"""The VM runtime: a pod's `spec.virtualMachine` as a libvirt domain (Arktos's Virtlet-derived runtime).
+
+Why libvirt: it is the one API that drives QEMU/KVM on a real host and has an
+in-process test driver (`test:///default`) with the same calls, so the same
+code is exercised by the tests and runs real VMs.
+
+What a VM pod becomes
+---------------------
+- a domain named ``arktos-<pod uid>`` whose <metadata> element (namespace
+  ``https://arktos.io/xmlns/libvirt/pod/v1``) carries tenant/namespace/name/uid,
+  so `pods()` finds and adopts it after an agent restart without any state file;
+- vCPUs and memory from `spec.virtualMachine.resources` (limits, else requests;
+  CPU rounded up to whole vCPUs);
+- for real hypervisors, a qcow2 copy-on-write overlay (``qemu-img create -f qcow2
+  -b base -F fmt``) over the base image found as a file in `image_dir` (``cirros``
+  -> ``cirros``, ``cirros.qcow2``, ``cirros.img``, ``cirros.raw``; nothing is
+  downloaded), and a NoCloud seed ISO (``genisoimage``/``cloud-localds``) as a
+  cdrom; the console is written to ``<state_dir>/<uid>/console.log``;
+- the cloud-init files themselves (``<state_dir>/<uid>/cloud-init/user-data`` and
+  ``meta-data``) are always written, also for the test driver, which takes no disks;
+- power state from `powerSpec`: Running -> create/resume, Paused -> suspend,
+  Shutdown -> graceful shutdown then destroy, Suspended -> managed save.
+
+Actions (reboot, snapshot, restore) map to virDomainReboot,
+virDomainSnapshotCreateXML and virDomainRevertToSnapshot.  Status is polled
+from the domain state on every sync rather than from lifecycle events: the
+agent syncs often and polling needs no event-loop thread.
+
+Running a real VM (manual test)
+-------------------------------
+The machine here has QEMU with KVM (see ../shared/TESTING.md, "VM runtime: libvirt")::
+
+    apt-get install -y --no-install-recommends libvirt-daemon-system qemu-system-x86 \\
+        qemu-utils genisoimage
+    virtlogd -d && libvirtd -d          # first start takes ~13 s
+    chmod 666 /dev/kvm                  # the qemu user needs /dev/kvm
+    mkdir -p /var/lib/arktos/images && cp cirros-0.6.2-x86_64-disk.img /var/lib/arktos/images/cirros
+    .venv/bin/python - <<'EOF'
+    import asyncio
+    from arktos.agent.runtimes.libvirt import LibvirtRuntime
+    pod = {"metadata": {"uid": "demo1", "name": "vm1", "namespace": "default", "tenant": "system"},
+           "spec": {"virtualMachine": {"name": "vm1", "image": "cirros", "publicKey": "ssh-ed25519 AAAA... me",
+                                       "resources": {"limits": {"cpu": "1", "memory": "256Mi"}}}}}
+    async def main():
+        rt = LibvirtRuntime("qemu:///system")
+        await rt.start()
+        print(await rt.sync_pod(pod))
+        await asyncio.sleep(60)
+        print(open("/var/lib/arktos/vms/demo1/console.log").read()[-2000:])  # cirros login prompt
+        print(await rt.action(pod, {"spec": {"snapshotAction": {"snapshotName": "s1"}}}))
+        await rt.kill_pod(pod, 10)
+    asyncio.run(main())
+    EOF
+
+The base image must be readable by the qemu user (libvirt's dynamic ownership
+relabels the overlay and seed).  Internal snapshots need the qcow2 overlay,
+which is why the disk is always qcow2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from arktos.agent.runtime import ContainerState, Obj, PodState
+from arktos.agent.runtimes._domain_xml import (
+    METADATA_NS,
+    METADATA_PREFIX,
+    VMError,
+    VMSpec,
+    cloud_init_files,
+    domain_name,
+    domain_xml,
+    parse_metadata,
+    parse_vm_spec,
+)
+from arktos.api.quantity import format_bytes
+
+try:
+    import libvirt
+except ImportError:  # the agent still runs container pods without it
+    libvirt = None  # type: ignore[assignment]
+
+__all__ = ["LibvirtRuntime", "VMError"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_DIR = "/var/lib/arktos/images"
+DEFAULT_STATE_DIR = "/var/lib/arktos/vms"
+IMAGE_SUFFIXES = ("", ".qcow2", ".img", ".raw")
+# How long a Shutdown powerSpec waits for the guest to power off before pulling the plug.
+SHUTDOWN_TIMEOUT = 60.0
+
+# libvirt domain states (virDomainState), spelled out so this module imports without libvirt.
+_NOSTATE, _RUNNING, _BLOCKED, _PAUSED, _SHUTDOWN, _SHUTOFF, _CRASHED, _PMSUSPENDED = range(8)
+
+# Connections shared per URI within the process: the test driver's state lives in
+# the process, and several runtimes (an agent restart in a test) should see one host.
+_shared: dict[str, Any] = {}
+_shared_lock = threading.Lock()
+
+
+def _open(uri: str) -> Any:
+    if libvirt is None:
+        raise RuntimeError(
+            "libvirt runtime: the libvirt-python module is not installed "
+            "(apt-get install libvirt-dev pkg-config && pip install libvirt-python)"
+        )
+    with _shared_lock:
+        libvirt.registerErrorHandler(_quiet, None)
+        conn = _shared.get(uri)
+        if conn is None or not conn.isAlive():
+            try:
+                conn = libvirt.open(uri)
+            except libvirt.libvirtError as e:
+                raise RuntimeError(f"libvirt runtime: cannot connect to {uri}: {e}") from e
+            _shared[uri] = conn
+        return conn
+
+
+def _first(obj: Obj, *keys: str) -> Any:
+    """The first of `keys` present (an empty {} still names the action)."""
+    for k in keys:
+        if obj.get(k) is not None:
+            return obj[k]
+    return None
+
+
+def _quiet(_ctx: Any, _err: Any) -> None:
+    """libvirt prints every error to stderr by default; we raise or report them ourselves."""
+
+
+class LibvirtRuntime:
+    """Runs VM pods as libvirt domains; see the module docstring."""
+
+    kind = "vm"
+    name = "libvirt"
+
+    def __init__(
+        self,
+        uri: str = "qemu:///system",
+        image_dir: str | os.PathLike[str] = DEFAULT_IMAGE_DIR,
+        state_dir: str | os.PathLike[str] = DEFAULT_STATE_DIR,
+        key_dir: str | os.PathLike[str] | None = None,
+        conn: Any = None,
+    ) -> None:
+        self.uri = uri
+        self.image_dir = Path(image_dir)
+        self.state_dir = Path(state_dir)
+        # Named key pairs (keyPairName) are public-key files "<name>.pub" here.
+        self.key_dir = Path(key_dir) if key_dir is not None else self.state_dir / "keypairs"
+        self._conn = conn
+        self._domain_type = ""
+        self._restarts: dict[str, int] = {}
+        self._shutdown_since: dict[str, float] = {}
+
+    # -- connection -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect; raise a clear error when libvirt or the hypervisor is unusable."""
+        await asyncio.to_thread(self._connect)
+
+    async def stop(self) -> None:
+        """Forget the connection; domains keep running (the shared connection stays open for others)."""
+        self._conn = None
+
+    def _connect(self) -> Any:
+        if self._conn is None:
+            self._conn = _open(self.uri)
+        if not self._domain_type:
+            driver = self._conn.getType().lower()
+            if driver == "test":
+                self._domain_type = "test"
+            else:
+                self._domain_type = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu"
+        return self._conn
+
+    @property
+    def is_test_driver(self) -> bool:
+        self._connect()
+        return self._domain_type == "test"
+
+    def _lookup(self, uid: str) -> Any:
+        conn = self._connect()
+        try:
+            return conn.lookupByName(domain_name(uid))
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def pod_dir(self, uid: str) -> Path:
+        """Where a VM's overlay, seed and console log live."""
+        return self.state_dir / uid
+
+    # -- sync -------------------------------------------------------------------------------------
+
+    async def sync_pod(self, pod: Obj) -> PodState:
+        """Define the domain if missing, apply powerSpec, report the state.
+
+        Raises VMError (reason "InvalidVMSpec", "ImageNotFound", "KeyPairNotFound",
+        "VMCreateFailed") when the pod cannot run as asked.
+        """
+        vm = parse_vm_spec(pod)
+        return await asyncio.to_thread(self._sync, vm)
+
+    def _sync(self, vm: VMSpec) -> PodState:
+        dom = self._lookup(vm.uid)
+        if dom is None:
+            dom = self._define(vm)
+        try:
+            self._apply_power(dom, vm)
+        except libvirt.libvirtError as e:
+            raise VMError("VMCreateFailed", f"domain {vm.domain_name}: {e}") from e
+        return self._state(dom)
+
+    def _define(self, vm: VMSpec) -> Any:
+        keys = list(vm.public_keys)
+        if vm.key_pair_name:
+            path = self.key_dir / f"{vm.key_pair_name}.pub"
+            try:
+                keys.append(path.read_text().strip())
+            except OSError as e:
+                if not keys:
+                    raise VMError("KeyPairNotFound", f"key pair {vm.key_pair_name!r} not found at {path}") from e
+        vm.public_keys = keys
+        pdir = self.pod_dir(vm.uid)
+        ci_dir = pdir / "cloud-init"
+        ci_dir.mkdir(parents=True, exist_ok=True)
+        for fname, text in cloud_init_files(vm).items():
+            (ci_dir / fname).write_text(text)
+        if self._domain_type == "test":
+            xml = domain_xml(vm, domain_type="test", image_id=vm.image)
+        else:
+            base = self._find_image(vm.image)
+            disk = self._overlay(base, pdir / "disk.qcow2")
+            seed = self._seed_iso(ci_dir, pdir / "seed.iso")
+            xml = domain_xml(
+                vm,
+                domain_type=self._domain_type,
+                image_id=f"file://{base}",
+                disk=str(disk),
+                seed_iso=str(seed) if seed else None,
+                console_log=str(pdir / "console.log"),
+            )
+        try:
+            dom = self._connect().defineXML(xml)
+        except libvirt.libvirtError as e:
+            raise VMError("VMCreateFailed", f"cannot define domain {vm.domain_name}: {e}") from e
+        log.info("defined domain %s for pod %s/%s", vm.domain_name, vm.namespace, vm.pod_name)
+        return dom
+
+    def _find_image(self, image: str) -> Path:
+        """A base image is a file in image_dir named after the image (registry and tag stripped as a fallback)."""
+        names = [image]
+        last = image.rsplit("/", 1)[-1]
+        names += [last, last.split(":", 1)[0], last.split("@", 1)[0]]
+        for n in dict.fromkeys(names):
+            if not n or n.startswith(".") or "/" in n:
+                continue
+            for suffix in IMAGE_SUFFIXES:
+                p = self.image_dir / (n + suffix)
+                if p.is_file():
+                    return p
+        raise VMError("ImageNotFound", f"image {image!r} not found in {self.image_dir} (no downloads are made)")
+
+    @staticmethod
+    def _overlay(base: Path, overlay: Path) -> Path:
+        """A copy-on-write qcow2 over the cached base, so VMs share it and snapshots work."""
+        if overlay.exists():
+            return overlay
+        with base.open("rb") as f:
+            fmt = "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
+        if shutil.which("qemu-img"):
+            cmd = ["qemu-img", "create", "-f", "qcow2", "-b", str(base.resolve()), "-F", fmt, str(overlay)]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if res.returncode != 0:
+                raise VMError("VMCreateFailed", f"qemu-img create failed: {res.stderr.strip()}")
+        elif fmt == "qcow2":
+            shutil.copyfile(base, overlay)  # no qemu-img: a full copy still gives a private qcow2 disk
+        else:
+            raise VMError("VMCreateFailed", f"qemu-img is needed to put a qcow2 overlay over raw image {base}")
+        return overlay
+
+    @staticmethod
+    def _seed_iso(ci_dir: Path, iso: Path) -> Path | None:
+        """The NoCloud seed as an ISO (volume id "cidata"), when a tool to build one exists."""
+        files = [str(ci_dir / "user-data"), str(ci_dir / "meta-data")]
+        if shutil.which("genisoimage"):
+            cmd = ["genisoimage", "-quiet", "-output", str(iso), "-volid", "cidata", "-joliet", "-rock", *files]
+        elif shutil.which("cloud-localds"):
+            cmd = ["cloud-localds", str(iso), *files]
+        else:
+            log.warning("neither genisoimage nor cloud-localds found: VM gets no cloud-init seed")
+            return None
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise VMError("VMCreateFailed", f"building the cloud-init seed failed: {res.stderr.strip()}")
+        return iso
+
+    def _apply_power(self, dom: Any, vm: VMSpec) -> None:
+        state = dom.state()[0]
+        uid = vm.uid
+        if vm.power_spec != "Shutdown":
+            self._shutdown_since.pop(uid, None)
+        if vm.power_spec == "Running":
+            if state == _PAUSED:
+                dom.resume()
+            elif state == _PMSUSPENDED:
+                dom.pMWakeup()
+            elif state in (_SHUTOFF, _CRASHED, _NOSTATE):
+                self._start_if_allowed(dom, vm, state)
+        elif vm.power_spec == "Paused":
+            if state in (_SHUTOFF, _NOSTATE):
+                dom.create()  # the test driver refuses VIR_DOMAIN_START_PAUSED: start, then pause
+                dom.suspend()
+            elif state in (_RUNNING, _BLOCKED):
+                dom.suspend()
+        elif vm.power_spec == "Suspended":
+            if state in (_RUNNING, _BLOCKED, _PAUSED):
+                try:
+                    dom.managedSave()
+                except libvirt.libvirtError as e:
+                    log.warning("managed save of %s failed (%s); pausing it instead", vm.domain_name, e)
+                    if state != _PAUSED:
+                        dom.suspend()
+        elif vm.power_spec == "Shutdown":
+            self._record_power(dom, "Shutdown")
+            if state == _PAUSED:
+                dom.destroy()  # a paused guest cannot react to ACPI
+            elif state in (_RUNNING, _BLOCKED, _SHUTDOWN):
+                since = self._shutdown_since.setdefault(uid, time.monotonic())
+                if time.monotonic() - since > SHUTDOWN_TIMEOUT:
+                    dom.destroy()
+                elif state != _SHUTDOWN:
+                    dom.shutdown()
+            if dom.state()[0] in (_SHUTOFF, _CRASHED):
+                self._shutdown_since.pop(uid, None)
+
+    def _start_if_allowed(self, dom: Any, vm: VMSpec, state: int) -> None:
+        """Start a shut-off domain, unless the guest powered itself off and the pod says to leave it so."""
+        reason = dom.state()[1]
+        newly_defined = state == _SHUTOFF and reason == libvirt.VIR_DOMAIN_SHUTOFF_UNKNOWN
+        if dom.hasManagedSaveImage():
+            dom.create()  # resumes from the managed save: not a restart
+            return
+        # Powered off because the pod asked (powerSpec Shutdown): starting again is no restart.
+        asked = (self._meta(dom) or {}).get("powerSpec") == "Shutdown"
+        if not newly_defined and not asked:
+            if vm.shutdown_behavior == "terminate" or vm.restart_policy == "Never":
+                return
+            if vm.restart_policy == "OnFailure" and state != _CRASHED:
+                return
+            self._restarts[vm.uid] = self._restarts.get(vm.uid, 0) + 1
+        dom.create()
+        self._record_power(dom, "Running")
+
+    def _record_power(self, dom: Any, power: str) -> None:
+        """Remember in the domain's metadata which powerSpec we last applied, so a later
+        start after a requested Shutdown is not mistaken for a restart (also across agent restarts)."""
+        meta = self._meta(dom)
+        if meta is None or meta.get("powerSpec") == power:
+            return
+        meta["powerSpec"] = power
+        body = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in meta.items())
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f"<pod>{body}</pod>", METADATA_PREFIX, METADATA_NS, flags)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _meta(self, dom: Any) -> dict[str, str] | None:
+        try:
+            text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+        except libvirt.libvirtError:
+            return None  # not one of ours
+        try:
+            return parse_metadata(text)
+        except Exception:
+            return None
+
+    def _state(self, dom: Any, meta: dict[str, str] | None = None) -> PodState:
+        meta = meta if meta is not None else (self._meta(dom) or {})
+        state, _reason = dom.state()
+        info = dom.info()  # [state, maxMem KiB, mem KiB, vcpus, cpuTime]
+        uid = meta.get("uid", "")
+        vm_name = meta.get("vmName", "") or dom.name()
+        saved = state == _SHUTOFF and self._safe(dom.hasManagedSaveImage, 0)
+        if state in (_RUNNING, _BLOCKED):
+            power, vm_state, cstate, reason = "running", "Active", "running", ""
+        elif state == _PAUSED:
+            power, vm_state, cstate, reason = "paused", "Paused", "running", "Paused"
+        elif state == _SHUTDOWN:
+            power, vm_state, cstate, reason = "shutdown", "Active", "running", "ShuttingDown"
+        elif state == _PMSUSPENDED or saved:
+            power, vm_state, cstate, reason = "suspended", "Suspended", "waiting", "Suspended"
+        elif state == _SHUTOFF:
+            power, vm_state, cstate, reason = "shutdown", "Stopped", "terminated", "Stopped"
+        elif state == _CRASHED:
+            power, vm_state, cstate, reason = "crashed", "Error", "terminated", "Crashed"
+        else:
+            power, vm_state, cstate, reason = "nostate", "Building", "waiting", "Creating"
+        ready = power == "running"
+        restarts = self._restarts.get(uid, 0)
+        cpu, memory = str(info[3]), format_bytes(int(info[1]) * 1024)
+        image = meta.get("image", "")
+        image_id = meta.get("imageId", "") or image
+        uuid = dom.UUIDString()
+        container = ContainerState(
+            name=vm_name,
+            state=cstate,
+            reason=reason if cstate != "running" else "",
+            exit_code=(1 if state == _CRASHED else 0) if cstate == "terminated" else None,
+            restart_count=restarts,
+            image=image,
+            image_id=image_id,
+            container_id=f"{self.name}://{uuid}",
+            ready=ready,
+        )
+        vm_status = {
+            "name": vm_name,
+            "virtualMachineId": uuid,
+            "imageId": image_id,
+            "state": vm_state,
+            "powerState": power,
+            "ready": ready,
+            "restartCount": restarts,
+            "resources": {"limits": {"cpu": cpu, "memory": memory}, "requests": {"cpu": cpu, "memory": memory}},
+        }
+        return PodState(
+            uid=uid,
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            tenant=meta.get("tenant", ""),
+            containers=[container],
+            vm_status=vm_status,
+        )
+
+    @staticmethod
+    def _safe(fn: Any, default: Any) -> Any:
+        try:
+            return fn()
+        except Exception:
+            return default
+
+    async def pods(self) -> list[PodState]:
+        """Every domain carrying our metadata, as a pod (adoption after an agent restart)."""
+        return await asyncio.to_thread(self._pods)
+
+    def _pods(self) -> list[PodState]:
+        out = []
+        for dom in self._connect().listAllDomains():
+            meta = self._meta(dom)
+            if meta is None or not meta.get("uid"):
+                continue
+            try:
+                out.append(self._state(dom, meta))
+            except libvirt.libvirtError:
+                continue  # undefined while we looked
+        return out
+
+    # -- kill -------------------------------------------------------------------------------------
+
+    async def kill_pod(self, pod: Obj, grace_seconds: int) -> None:
+        """Ask the guest to power off, destroy it after the grace period, undefine it and remove its files."""
+        uid = (pod.get("metadata") or {}).get("uid") or ""
+        if not uid:
+            return
+        dom = await asyncio.to_thread(self._lookup, uid)
+        if dom is not None:
+            deadline = time.monotonic() + max(0, grace_seconds)
+            try:
+                state = (await asyncio.to_thread(dom.state))[0]
+                if state in (_RUNNING, _BLOCKED) and grace_seconds > 0:
+                    await asyncio.to_thread(dom.shutdown)
+                while time.monotonic() < deadline:
+                    if not await asyncio.to_thread(dom.isActive):
+                        break
+                    await asyncio.sleep(0.2)
+                if await asyncio.to_thread(dom.isActive):
+                    await asyncio.to_thread(dom.destroy)
+                await asyncio.to_thread(self._undefine, dom)
+            except libvirt.libvirtError as e:
+                if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+        self._restarts.pop(uid, None)
+        self._shutdown_since.pop(uid, None)
+        await asyncio.to_thread(shutil.rmtree, self.pod_dir(uid), True)
+
+    @staticmethod
+    def _undefine(dom: Any) -> None:
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        try:
+            dom.undefineFlags(flags | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        except libvirt.libvirtError:
+            dom.undefineFlags(flags)
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    async def action(self, pod: Obj, action: Obj) -> Obj:
+        """Reboot, snapshot or restore the pod's VM; the result is the Action status fields.
+
+        Takes an Action object (spec.rebootAction/snapshotAction/restoreAction)
+        or the CustomAction request body (operation + *Params).
+        """
+        spec = action.get("spec", action) or {}
+        uid = (pod.get("metadata") or {}).get("uid") or ""
+        op = (spec.get("operation") or action.get("operation") or "").lower()
+        reboot = _first(spec, "rebootAction", "rebootParams")
+        snapshot = _first(spec, "snapshotAction", "snapshotParams")
+        restore = _first(spec, "restoreAction", "restoreParams")
+        try:
+            dom = await asyncio.to_thread(self._lookup, uid) if uid else None
+            if dom is None:
+                raise VMError("NotFound", f"no VM for pod uid {uid!r} on this node")
+            if reboot is not None or op == "reboot":
+                delay = int((reboot or {}).get("delayInSeconds") or 0)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await asyncio.to_thread(self._reboot, dom)
+                return {"complete": True, "rebootStatus": {"rebootSuccessful": True}}
+            if snapshot is not None or op == "snapshot":
+                name = (snapshot or {}).get("snapshotName") or ""
+                if not name:
+                    raise VMError("InvalidAction", "snapshot action needs snapshotName")
+                xml = f"<domainsnapshot><name>{escape(name)}</name></domainsnapshot>"
+                await asyncio.to_thread(dom.snapshotCreateXML, xml, 0)
+                return {"complete": True, "snapshotStatus": {"snapshotID": name}}
+            if restore is not None or op == "restore":
+                sid = (restore or {}).get("snapshotID") or ""
+                if not sid:
+                    raise VMError("InvalidAction", "restore action needs snapshotID")
+                await asyncio.to_thread(lambda: dom.revertToSnapshot(dom.snapshotLookupByName(sid, 0), 0))
+                return {"complete": True, "restoreStatus": {"restoreSuccessful": True}}
+            raise VMError("InvalidAction", "action has none of rebootAction, snapshotAction, restoreAction")
+        except VMError as e:
+            return {"complete": True, "error": e.message}
+        except libvirt.libvirtError as e:
+            return {"complete": True, "error": str(e)}
+
+    @staticmethod
+    def _reboot(dom: Any) -> None:
+        if dom.isActive():
+            dom.reboot(0)
+        else:
+            dom.create()
+
+    # -- capacity ---------------------------------------------------------------------------------
+
+    def capacity(self) -> Obj:
+        """CPUs and memory as libvirt sees the host (for test:/// the driver's made-up host)."""
+        info = self._connect().getInfo()  # [model, memory MiB, cpus, MHz, nodes, sockets, cores, threads]
+        return {"cpu": str(info[2]), "memory": f"{info[1]}Mi"}
