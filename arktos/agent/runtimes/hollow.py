@@ -1,0 +1,239 @@
+"""The hollow runtime: the runtime state machine with no workload behind it.
+
+Kubemark's hollow nodes run thousands of node agents in one process, so a pod
+here is a few dictionaries: it "starts" the moment the agent asks, gets a fake
+IP from 10.244.x.y (x from the node name, so two hollow nodes rarely share
+addresses), and stays running until it is killed or a test makes one of its
+containers exit (`exit_container`).  VM pods (kind "vm") get a
+virtualMachineStatus that follows `powerSpec`, and VM actions succeed.
+
+With a `state_file` the pods survive a restart of the agent process, which is
+what lets tests show adoption (a real runtime keeps its workloads when the
+agent restarts; an in-memory one would forget them).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+import json
+import os
+import uuid
+import zlib
+from pathlib import Path
+from typing import Any
+
+from arktos.agent.runtime import ContainerState, PodState
+
+__all__ = ["HollowRuntime"]
+
+Obj = dict[str, Any]
+
+_POWER = {"Running": "running", "Paused": "paused", "Shutdown": "shutdown", "Suspended": "suspended"}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _restarts(policy: str, exit_code: int | None) -> bool:
+    """Whether restartPolicy says an exited container runs again."""
+    if policy == "Never":
+        return False
+    if policy == "OnFailure":
+        return exit_code not in (0, None)
+    return True
+
+
+class HollowRuntime:
+    """A `Runtime` of kind "container" or "vm" that only keeps state."""
+
+    name = "hollow"
+
+    def __init__(self, kind: str = "container", *, node_name: str = "", state_file: str | Path | None = None) -> None:
+        if kind not in ("container", "vm"):
+            raise ValueError(f"kind must be 'container' or 'vm', not {kind!r}")
+        self.kind = kind
+        self.node_name = node_name
+        self.state_file = Path(state_file) if state_file else None
+        # x of 10.244.x.y comes from the node name; the vm runtime takes the upper half of y.
+        self._subnet = zlib.crc32(node_name.encode()) % 256 if node_name else 0
+        self._pods: dict[str, PodState] = {}
+        self._snapshots: dict[str, str] = {}  # snapshot ID -> pod uid
+        self._next_ip = 0
+        self.restarts = 0  # restarts done, for tests
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.state_file and self.state_file.exists():
+            data = json.loads(self.state_file.read_text())
+            for raw in data.get("pods", []):
+                containers = [ContainerState(**c) for c in raw.pop("containers", [])]
+                self._pods[raw["uid"]] = PodState(containers=containers, **raw)
+            self._snapshots = dict(data.get("snapshots", {}))
+            self._next_ip = int(data.get("next_ip", 0))
+
+    async def stop(self) -> None:
+        self._save()
+
+    def _save(self) -> None:
+        if not self.state_file:
+            return
+        data = {
+            "pods": [dataclasses.asdict(p) for p in self._pods.values()],
+            "snapshots": self._snapshots,
+            "next_ip": self._next_ip,
+        }
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.state_file)
+
+    def _ip(self) -> str:
+        used = {p.ip for p in self._pods.values()}
+        offset = 128 if self.kind == "vm" else 0
+        for _ in range(126):
+            self._next_ip = self._next_ip % 126 + 1
+            ip = f"10.244.{self._subnet}.{offset + self._next_ip}"
+            if ip not in used:
+                return ip
+        return f"10.244.{self._subnet}.{offset + 127}"  # more pods than a /25: share the last address
+
+    # -- the protocol ----------------------------------------------------------------
+
+    async def sync_pod(self, pod: Obj) -> PodState:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        uid = meta.get("uid", "")
+        state = self._pods.get(uid)
+        changed = False
+        if state is None:
+            state = PodState(
+                uid=uid,
+                namespace=meta.get("namespace", ""),
+                name=meta.get("name", ""),
+                tenant=meta.get("tenant", ""),
+                ip=self._ip(),
+            )
+            self._pods[uid] = state
+            changed = True
+        if self.kind == "vm":
+            changed |= self._sync_vm(state, spec)
+        else:
+            changed |= self._sync_containers(state, spec)
+        if changed:
+            self._save()
+        return copy.deepcopy(state)
+
+    def _sync_containers(self, state: PodState, spec: Obj) -> bool:
+        changed = False
+        now = _now()
+        have = {c.name: c for c in state.containers}
+        policy = spec.get("restartPolicy") or "Always"
+        for c in spec.get("containers") or []:
+            cs = have.get(c.get("name", ""))
+            if cs is None:
+                cs = ContainerState(
+                    name=c.get("name", ""),
+                    state="running",
+                    started_at=now,
+                    image=c.get("image", ""),
+                    image_id=f"hollow://{c.get('image', '')}",
+                    container_id=f"hollow://{uuid.uuid4().hex}",
+                    ready=True,
+                )
+                state.containers.append(cs)
+                changed = True
+            elif cs.state == "terminated" and _restarts(policy, cs.exit_code):
+                cs.state, cs.started_at, cs.finished_at, cs.ready = "running", now, None, True
+                cs.exit_code, cs.reason = None, ""
+                cs.restart_count += 1
+                cs.container_id = f"hollow://{uuid.uuid4().hex}"
+                self.restarts += 1
+                changed = True
+        return changed
+
+    def _sync_vm(self, state: PodState, spec: Obj) -> bool:
+        vm = spec.get("virtualMachine") or {}
+        power = _POWER.get(vm.get("powerSpec") or "Running", "running")
+        status = state.vm_status
+        if status is None:
+            state.vm_status = {
+                "name": vm.get("name", ""),
+                "virtualMachineId": uuid.uuid4().hex,
+                "imageId": vm.get("image", ""),
+                "state": "active",
+                "powerState": power,
+                "ready": power == "running",
+                "restartCount": 0,
+                "resources": copy.deepcopy(vm.get("resources") or {}),
+            }
+            state.containers = [
+                ContainerState(
+                    name=vm.get("name", ""),
+                    state="running",
+                    started_at=_now(),
+                    image=vm.get("image", ""),
+                    ready=power == "running",
+                    container_id=f"hollow://{state.vm_status['virtualMachineId']}",
+                )
+            ]
+            return True
+        if status.get("powerState") != power:
+            status["powerState"], status["ready"] = power, power == "running"
+            for c in state.containers:
+                c.ready = power == "running"
+            return True
+        return False
+
+    async def kill_pod(self, pod: Obj, grace_seconds: int) -> None:
+        if self._pods.pop((pod.get("metadata") or {}).get("uid", ""), None) is not None:
+            self._save()
+
+    async def pods(self) -> list[PodState]:
+        return [copy.deepcopy(p) for p in self._pods.values()]
+
+    async def action(self, pod: Obj, action: Obj) -> Obj:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        spec = action.get("spec") or {}
+        state = self._pods.get(uid)
+        if self.kind != "vm":
+            return {"complete": True, "error": "actions are for VM pods"}
+        if state is None or state.vm_status is None:
+            return {"complete": True, "error": f"no VM for pod {spec.get('podName', '')} on this node"}
+        if "rebootAction" in spec:
+            state.vm_status["restartCount"] = int(state.vm_status.get("restartCount", 0)) + 1
+            self._save()
+            return {"complete": True, "rebootStatus": {"rebootSuccessful": True}}
+        if "snapshotAction" in spec:
+            snap = f"snapshot-{uuid.uuid4().hex[:12]}"
+            self._snapshots[snap] = uid
+            self._save()
+            return {"complete": True, "snapshotStatus": {"snapshotID": snap}}
+        if "restoreAction" in spec:
+            snap = (spec.get("restoreAction") or {}).get("snapshotID", "")
+            if self._snapshots.get(snap) != uid:
+                return {
+                    "complete": True,
+                    "error": f"no snapshot {snap!r} of this VM",
+                    "restoreStatus": {"restoreSuccessful": False},
+                }
+            return {"complete": True, "restoreStatus": {"restoreSuccessful": True}}
+        return {"complete": True, "error": "unknown action"}
+
+    def capacity(self) -> Obj:
+        return {}
+
+    # -- for tests -----------------------------------------------------------------------
+
+    def exit_container(self, uid: str, name: str | None = None, exit_code: int = 1) -> bool:
+        """Make a container (the first one when `name` is None) exit, as a crash would; False if not found."""
+        state = self._pods.get(uid)
+        for c in state.containers if state else []:
+            if (name is None or c.name == name) and c.state == "running":
+                c.state, c.exit_code, c.finished_at, c.ready = "terminated", exit_code, _now(), False
+                c.reason = "Completed" if exit_code == 0 else "Error"
+                self._save()
+                return True
+        return False

@@ -1,0 +1,99 @@
+"""`arktos node-agent`: flags follow kubelet's names where one exists (plus Arktos's --tenant-servers)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from arktos.cli.logs import setup_logging
+
+
+@click.command("node-agent")
+@click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False),
+              help="kubeconfig of the resource partition's API server, where the Node and its Lease live "
+                   "(default: $KUBECONFIG or ~/.kube/config).")
+@click.option("--master", metavar="URL",
+              help="API server URL; overrides the kubeconfig's server, or stands alone for the plain-HTTP "
+                   "development port.")
+@click.option("--node-name", required=True, help="Name of this node (also its Lease's name).")
+@click.option("--tenant-servers", metavar="KUBECONFIGS", default="",
+              help="Comma-separated kubeconfigs of the tenant partitions whose pods bound to this node to run "
+                   "(default: the --kubeconfig server).")
+@click.option("--runtimes", default="hollow", show_default=True, metavar="LIST",
+              help="Comma-separated runtimes, at most one per kind: hollow (containers, no workload), "
+                   "hollow-vm (VMs, no workload), libvirt (VMs).")
+@click.option("--root-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the agent's state (the hollow runtimes keep their pods here, so an agent "
+                   "restart adopts them); default /var/lib/arktos/node-agent/<node-name>.")
+@click.option("--libvirt-uri", default="qemu:///system", show_default=True,
+              help="libvirt connection of the libvirt runtime (test:///default in tests).")
+@click.option("--cpu", default=None, help="CPU capacity to advertise (default: the machine's).")
+@click.option("--memory", default=None, help="Memory capacity to advertise, e.g. 8Gi (default: the machine's).")
+@click.option("--max-pods", default=110, show_default=True, type=click.IntRange(1))
+@click.option("--lease-duration", default=40, show_default=True, type=click.IntRange(1),
+              help="Seconds the node Lease says it is valid for.")
+@click.option("--lease-renew-interval", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between Lease renewals.")
+@click.option("--status-update-interval", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between node condition updates.")
+@click.option("--sync-frequency", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between periodic syncs of each pod.")
+@click.option("--relist-interval", default=1.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between asking the runtimes what they run (notices exited containers).")
+@click.option("--restart-backoff", default=10.0, show_default=True, type=click.FloatRange(0),
+              help="Back-off before a container's second restart; doubles per restart.")
+@click.option("--restart-backoff-max", default=300.0, show_default=True, type=click.FloatRange(0),
+              help="Longest back-off between restarts.")
+@click.option("--kube-api-qps", default=50.0, show_default=True, type=float)
+@click.option("--kube-api-burst", default=100, show_default=True, type=int)
+@click.option("-v", "--v", "verbosity", default=2, show_default=True, type=int, is_flag=False, flag_value=4,
+              help="Log verbosity (0: warnings and up, 2: progress, 4: debug); a bare -v means 4.")
+def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenant_servers: str, runtimes: str,
+               root_dir: str | None, libvirt_uri: str, cpu: str | None, memory: str | None, max_pods: int,
+               lease_duration: int, lease_renew_interval: float, status_update_interval: float,
+               sync_frequency: float, relist_interval: float, restart_backoff: float, restart_backoff_max: float,
+               kube_api_qps: float, kube_api_burst: int, verbosity: int) -> None:
+    """Run the pods bound to this node, containers and VMs side by side, each through the runtime of its kind.
+
+    Registers the Node (with arktos.io/runtime-container / arktos.io/runtime-vm labels for the runtimes it
+    has), renews its Lease, watches its pods on every tenant server, writes their status back to the server
+    each came from, and performs the VM Actions addressed to the node.
+    """
+    setup_logging(verbosity)
+    from arktos.agent.agent import NodeAgent, NodeAgentOptions, RuntimeContext, make_runtime
+    from arktos.cli.apiserver import run_forever
+    from arktos.client import ClusterConfig, KubeconfigError, load_kubeconfig, load_many
+
+    try:
+        if kubeconfig or not master:
+            config = load_kubeconfig(kubeconfig)
+            if master:
+                config = config.with_overrides(server=master.rstrip("/"))
+        else:
+            config = ClusterConfig.for_url(master)
+        tenants = load_many(tenant_servers) if tenant_servers.strip() else []
+    except KubeconfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    ctx = RuntimeContext(node_name=node_name,
+                         root_dir=root_dir or os.path.join("/var/lib/arktos/node-agent", node_name),
+                         libvirt_uri=libvirt_uri)
+    names = [n.strip() for n in runtimes.split(",") if n.strip()]
+    if not names:
+        raise click.BadParameter("name at least one runtime", param_hint="--runtimes")
+    try:
+        made = [make_runtime(n, ctx) for n in names]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--runtimes") from None
+    except ImportError as exc:
+        raise click.UsageError(f"a runtime is not available here: {exc}") from None
+    kinds = [r.kind for r in made]
+    if len(set(kinds)) != len(kinds):
+        raise click.BadParameter("at most one runtime per kind (container, vm)", param_hint="--runtimes")
+    options = NodeAgentOptions(
+        config=config, node_name=node_name, runtimes=made, tenant_servers=tenants, cpu=cpu, memory=memory,
+        max_pods=max_pods, lease_duration=lease_duration, lease_renew_interval=lease_renew_interval,
+        status_update_interval=status_update_interval, sync_interval=sync_frequency,
+        relist_interval=relist_interval, backoff_initial=restart_backoff,
+        backoff_max=max(restart_backoff, restart_backoff_max), qps=kube_api_qps, burst=kube_api_burst)
+    run_forever(NodeAgent(options))
