@@ -36,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from arktos.agent.runtime import ContainerState, PodState, Runtime
 from arktos.api.registry import ResourceInfo
 from arktos.api.resources import BUILTIN
@@ -220,6 +222,7 @@ class _PodWorker:
         self.backoff: dict[str, tuple[float, float]] = {}  # container -> (delay, time it may restart)
         self.restart_counts: dict[str, int] = {}
         self.last_terminated: dict[str, Obj] = {}
+        self.synced_spec: bytes | None = None  # the spec the runtime was last asked to match
         self.task = asyncio.create_task(self._run(), name=f"pod-{self.key}")
 
     def update(self, pod: Obj) -> None:
@@ -273,12 +276,22 @@ class _PodWorker:
             if wait is not None and wait > 0:
                 await self._write_status(self._status(observed, crash_loop=True))
                 return min(wait, agent.options.sync_interval)
-            for c in observed.containers if observed else []:
-                if c.state == "terminated":  # about to be restarted: the status keeps it as lastState
-                    self.last_terminated[c.name] = _container_status(c)["state"]
-            state = await runtime.sync_pod(self.pod)
-            agent.observed[self.uid] = state
-            self._note_restarts(state)
+            spec_key = orjson.dumps(self.pod.get("spec") or {}, option=orjson.OPT_SORT_KEYS)
+            policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+            # The runtime is asked to act only when there is something to do: the first time, a
+            # changed spec, or an exit the relist saw.  A periodic sync_pod could restart a container
+            # that exited since the last relist, and the status would never show why it restarted.
+            if (observed is None or spec_key != self.synced_spec
+                    or any(c.state == "terminated" and _restarts(policy, c.exit_code) for c in observed.containers)):
+                for c in observed.containers if observed else []:
+                    if c.state == "terminated":  # about to be restarted: the status keeps it as lastState
+                        self.last_terminated[c.name] = _container_status(c)["state"]
+                state = await runtime.sync_pod(self.pod)
+                self.synced_spec = spec_key
+                agent.observed[self.uid] = state
+                self._note_restarts(state)
+            else:
+                state = observed
             await self._write_status(self._status(state))
             return agent.options.sync_interval
         except (APIError, TransportError) as exc:
@@ -627,8 +640,10 @@ class NodeAgent:
                                                     "namespace": state.namespace, "tenant": state.tenant},
                                        "spec": {}}, 0)
                     self.observed.pop(state.uid, None)
-        for uid in [u for u in self.observed if u not in seen and u not in self.workers]:
-            del self.observed[uid]
+        for uid in [u for u in self.observed if u not in seen]:
+            del self.observed[uid]  # gone from the runtime: a worker starts it again
+            if (worker := self.workers.get(uid)) is not None:
+                worker.wake.set()
 
     # -- actions ---------------------------------------------------------------------------
 
