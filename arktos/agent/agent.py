@@ -97,6 +97,8 @@ def _hollow(kind: str) -> Callable[[RuntimeContext], Runtime]:
 def _libvirt(ctx: RuntimeContext) -> Runtime:
     from arktos.agent.runtimes.libvirt import LibvirtRuntime  # type: ignore[import-not-found,unused-ignore]
 
+    if ctx.root_dir:  # two agents on one machine keep their VMs' state apart
+        return LibvirtRuntime(uri=ctx.libvirt_uri, state_dir=os.path.join(ctx.root_dir, "libvirt"))
     return LibvirtRuntime(uri=ctx.libvirt_uri)
 
 
