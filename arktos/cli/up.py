@@ -21,9 +21,14 @@ api_port_option = click.option("--apiserver-port", default=6443, show_default=Tr
                                help="API server HTTPS port on 127.0.0.1.")
 
 
-def _cluster(state_dir: Path, etcd_port: int, apiserver_port: int) -> LocalCluster:
+def _cluster(state_dir: Path, etcd_port: int, apiserver_port: int, runtimes: str | None = None,
+             node_name: str | None = None) -> LocalCluster:
+    """The cluster in `state_dir`; choices made at its first `up` (node name, runtimes) stick."""
+    saved = LocalCluster.saved_choices(state_dir)
+    kw = {k: v for k, v in (("runtimes", runtimes or saved.get("runtimes")),
+                            ("node_name", node_name or saved.get("node_name"))) if v}
     return LocalCluster(state_dir, etcd_port=etcd_port, etcd_peer_port=etcd_port + 1,
-                        apiserver_port=apiserver_port, echo=lambda m: click.echo(f"  {m}"))
+                        apiserver_port=apiserver_port, echo=lambda m: click.echo(f"  {m}"), **kw)
 
 
 @click.command()
@@ -31,14 +36,20 @@ def _cluster(state_dir: Path, etcd_port: int, apiserver_port: int) -> LocalClust
 @etcd_port_option
 @api_port_option
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for each component.")
-def up(state_dir: Path, etcd_port: int, apiserver_port: int, timeout: float) -> None:
+@click.option("--runtimes", default=None,
+              help="The node agent's runtimes: 'auto' uses what this machine offers (libvirt), and simulated "
+                   "(hollow) pods when it offers nothing; or a list such as 'libvirt' or 'hollow,hollow-vm'. "
+                   "Default: 'auto' on the first up, then what the cluster was made with.")
+@click.option("--node-name", default=None, help="The node's name (default: this host's name).")
+def up(state_dir: Path, etcd_port: int, apiserver_port: int, timeout: float, runtimes: str | None,
+       node_name: str | None) -> None:
     """Bring a local cluster up, or check the one that is already running.
 
     Components run as detached processes with logs under STATE_DIR/logs.
     Running `arktos up` again changes nothing on a healthy cluster and
     resumes a half-started one.
     """
-    cluster = _cluster(state_dir, etcd_port, apiserver_port)
+    cluster = _cluster(state_dir, etcd_port, apiserver_port, runtimes, node_name)
     started = time.monotonic()
     click.secho(f"Bringing up a local Arktos cluster in {cluster.state_dir}", bold=True)
     try:
@@ -51,7 +62,7 @@ def up(state_dir: Path, etcd_port: int, apiserver_port: int, timeout: float) -> 
     click.echo(
         f"\nUse it with kubectl:\n"
         f"  export KUBECONFIG={cluster.kubeconfig}\n"
-        f"  kubectl get namespaces\n\n"
+        f"  kubectl get nodes\n\n"
         f"The API server listens on {cluster.server} (TLS; you are system:admin through a client\n"
         f"certificate). Stop the cluster with 'arktos down' (add --purge to delete its data)."
     )

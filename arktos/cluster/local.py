@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import ssl
 import sys
 import time
@@ -61,6 +62,8 @@ class LocalCluster:
     etcd_peer_port: int = 2380
     apiserver_port: int = 6443
     echo: Callable[[str], None] = print
+    node_name: str = field(default_factory=lambda: socket.gethostname().lower())
+    runtimes: str = "auto"  # or a --runtimes list for the node agent
     components: list[Component] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +73,7 @@ class LocalCluster:
         self.pki = ClusterPKI(self.state_dir / "pki")
         self.cm_kubeconfig = self.state_dir / "controller-manager.kubeconfig"
         self.scheduler_kubeconfig = self.state_dir / "scheduler.kubeconfig"
+        self.node_kubeconfig = self.state_dir / "node-agent.kubeconfig"
         lease_url = f"https://127.0.0.1:{self.apiserver_port}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
         admin_pair = (self.pki.admin.cert, self.pki.admin.key)
         self.components = [
@@ -114,6 +118,21 @@ class LocalCluster:
                 _lease_fresh,
             ),
             Component(
+                "node-agent",
+                lambda: [sys.executable, "-m", "arktos", "node-agent",
+                         "--kubeconfig", str(self.node_kubeconfig), "--node-name", self.node_name,
+                         "--runtimes", self.chosen_runtimes(), "--root-dir", str(self.state_dir / "node-agent"),
+                         "--v", "2"],
+                None,
+                # Healthy when its Node says Ready.
+                f"https://127.0.0.1:{self.apiserver_port}/api/v1/nodes/{self.node_name}",
+                Process("node-agent", run),
+                logs / "node-agent.log",
+                self.pki.ca.cert,
+                admin_pair,
+                _node_ready,
+            ),
+            Component(
                 "scheduler",
                 lambda: [sys.executable, "-m", "arktos", "scheduler",
                          "--kubeconfig", str(self.scheduler_kubeconfig), "--v", "2"],
@@ -126,6 +145,27 @@ class LocalCluster:
                 _lease_fresh,
             ),
         ]
+
+    @staticmethod
+    def saved_choices(state_dir: Path) -> dict[str, str]:
+        try:
+            return json.loads((state_dir.expanduser() / "cluster.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def save_choices(self) -> None:
+        render.write(self.state_dir / "cluster.json",
+                     json.dumps({"node_name": self.node_name, "runtimes": self.runtimes}) + "\n")
+
+    def chosen_runtimes(self) -> str:
+        """The node agent's runtimes: what the user asked for, or the real ones found here.
+
+        With none found the node runs hollow (simulated) pods, and `up` says so plainly.
+        """
+        if self.runtimes != "auto":
+            return self.runtimes
+        found, _ = detect_runtimes()
+        return ",".join(found) if found else "hollow,hollow-vm"
 
     @property
     def server(self) -> str:
@@ -140,6 +180,14 @@ class LocalCluster:
     def up(self, timeout: float = 30.0) -> bool:
         """Bring every component up; returns False if everything was already running."""
         self.check_prerequisites()
+        if self.runtimes == "auto":
+            found, missing = detect_runtimes()
+            if not found:
+                self.echo("no workload runtime on this machine: the node runs hollow (simulated) pods")
+            for line in missing:
+                self.echo(f"  missing {line}")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.save_choices()
         changed = bool(self.pki.ensure(["localhost", "127.0.0.1"]))
         if changed:
             self.echo(f"created the cluster's certificates in {self.pki.dir}")
@@ -167,8 +215,6 @@ class LocalCluster:
         return changed
 
     def _ensure_port_free(self, comp: Component) -> None:
-        import socket
-
         if comp.port is None:
             return
         with socket.socket() as s:
@@ -190,9 +236,11 @@ class LocalCluster:
         """The admin's kubeconfig and one per component, each with its own client certificate."""
         cm = self.pki.client("system:kube-controller-manager")
         sched = self.pki.client("system:kube-scheduler")
+        node = self.pki.node_client(self.node_name)
         for path, user, pair in ((self.kubeconfig, "admin", self.pki.admin),
                                  (self.cm_kubeconfig, "system:kube-controller-manager", cm),
-                                 (self.scheduler_kubeconfig, "system:kube-scheduler", sched)):
+                                 (self.scheduler_kubeconfig, "system:kube-scheduler", sched),
+                                 (self.node_kubeconfig, f"system:node:{self.node_name}", node)):
             text = render.render(
                 "kubeconfig.yaml.j2", cluster_name="arktos-local", server=self.server,
                 ca_file=str(self.pki.ca.cert), user_name=user, client_cert_file=str(pair.cert),
@@ -219,6 +267,32 @@ class LocalCluster:
                 "log": str(comp.log),
             })
         return rows
+
+
+def detect_runtimes() -> tuple[list[str], list[str]]:
+    """Real runtimes this machine offers, and a line on how to get each one it lacks."""
+    found: list[str] = []
+    missing: list[str] = []
+    try:
+        import libvirt  # type: ignore[import-not-found]
+
+        libvirt.registerErrorHandler(lambda *_: None, None)
+        conn = libvirt.openReadOnly("qemu:///system")
+        conn.close()
+        found.append("libvirt")
+    except Exception:  # no module, no daemon, no permission: all mean "not here"
+        missing.append("VM runtime: libvirt with QEMU/KVM (apt-get install libvirt-daemon-system qemu-system-x86 "
+                       "qemu-utils, then start libvirtd)")
+    missing.append("container runtime: containerd support in the node agent is not written yet")
+    return found, missing
+
+
+def _node_ready(body: bytes) -> bool:
+    try:
+        conditions = (json.loads(body).get("status") or {}).get("conditions") or []
+    except ValueError:
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _lease_fresh(body: bytes, within: float = 30.0) -> bool:

@@ -29,9 +29,10 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         api_port = free_port()
     opts = ["--state-dir", str(state), "--etcd-port", str(etcd_port), "--apiserver-port", str(api_port)]
     try:
-        first = arktos("up", *opts)
+        first = arktos("up", *opts, "--runtimes", "hollow,hollow-vm", "--node-name", "up-node")
         assert first.returncode == 0, first.stderr + first.stdout
-        assert all(f"started {c}" in first.stdout for c in ("etcd", "apiserver", "controller-manager", "scheduler"))
+        components = ("etcd", "apiserver", "controller-manager", "node-agent", "scheduler")
+        assert all(f"started {c}" in first.stdout for c in components)
         kubeconfig = state / "admin.kubeconfig"
         assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
@@ -49,7 +50,12 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert {p.name: p.read_text().split()[0] for p in (state / "run").glob("*.pid")} == pids
 
         status = arktos("status", *opts)
-        assert status.returncode == 0 and status.stdout.count("healthy") == 4
+        assert status.returncode == 0 and status.stdout.count("healthy") == 5
+        nodes = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc"), "get", "nodes", "-o",
+                                "json"], capture_output=True, text=True, env=env, timeout=60)
+        node = json.loads(nodes.stdout)["items"][0]
+        assert node["metadata"]["name"] == "up-node"
+        assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
 
         # A tenant, set up by the controller manager, and its admin driving plain kubectl.
         state_opt = ["--state-dir", str(state)]
@@ -65,6 +71,14 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert {i["metadata"]["tenant"] for i in items} == {"acme"}
         assert {i["metadata"]["name"] for i in items if i["kind"] == "Namespace"} == {
             "default", "kube-system", "kube-public"}
+        created = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "create", "deployment",
+                                  "web", "--image=busybox", "--replicas=3"], capture_output=True, text=True,
+                                 env=tenant_env, timeout=60)
+        assert created.returncode == 0, created.stderr
+        rollout = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "rollout", "status",
+                                  "deployment/web", "--timeout=60s"], capture_output=True, text=True,
+                                 env=tenant_env, timeout=90)
+        assert rollout.returncode == 0 and "successfully rolled out" in rollout.stdout, rollout.stderr
         listed = arktos("tenant", "list", *state_opt)
         assert "acme" in listed.stdout and "system" in listed.stdout
         deleted = arktos("tenant", "delete", "acme", *state_opt)
