@@ -63,6 +63,8 @@ def up(state_dir: Path, etcd_port: int, apiserver_port: int, timeout: float, run
         f"\nUse it with kubectl:\n"
         f"  export KUBECONFIG={cluster.kubeconfig}\n"
         f"  kubectl get nodes\n\n"
+        f"A tenant and a user of it, whose plain kubectl stays inside it:\n"
+        f"  arktos tenant create acme && arktos kubeconfig --tenant acme --user admin\n\n"
         f"The API server listens on {cluster.server} (TLS; you are system:admin through a client\n"
         f"certificate). Stop the cluster with 'arktos down' (add --purge to delete its data)."
     )

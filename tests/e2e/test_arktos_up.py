@@ -79,6 +79,16 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
                                   "deployment/web", "--timeout=60s"], capture_output=True, text=True,
                                  env=tenant_env, timeout=90)
         assert rollout.returncode == 0 and "successfully rolled out" in rollout.stdout, rollout.stderr
+        vm_pod = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vm1"}, "spec": {
+            "virtualMachine": {"name": "vm1", "image": "cirros", "keyPairName": "default",
+                               "resources": {"requests": {"cpu": "1", "memory": "512Mi"}}}}})
+        made = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "create", "-f", "-"],
+                              input=vm_pod, capture_output=True, text=True, env=tenant_env, timeout=60)
+        assert made.returncode == 0, made.stderr
+        waited = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "wait", "pod/vm1",
+                                 "--for=condition=VirtualMachineReady", "--timeout=60s"], capture_output=True,
+                                text=True, env=tenant_env, timeout=90)
+        assert waited.returncode == 0, waited.stderr
         listed = arktos("tenant", "list", *state_opt)
         assert "acme" in listed.stdout and "system" in listed.stdout
         deleted = arktos("tenant", "delete", "acme", *state_opt)
