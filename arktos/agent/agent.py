@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from arktos import __version__
 from arktos.agent.runtime import ContainerState, PodState, Runtime
 from arktos.api.registry import ResourceInfo
 from arktos.api.resources import BUILTIN
@@ -52,7 +53,8 @@ log = logging.getLogger("arktos.agent")
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 RUNTIME_LABELS = {"container": "arktos.io/runtime-container", "vm": "arktos.io/runtime-vm"}
-AGENT_VERSION = "v1.18.0-arktos"
+# The same Kubernetes minor the API server reports (kubectl compares them), plus our own version.
+AGENT_VERSION = f"v1.30.0+arktos.{__version__}"
 
 
 def _info(group: str, plural: str) -> ResourceInfo:

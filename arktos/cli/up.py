@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -58,13 +60,14 @@ def up(state_dir: Path, etcd_port: int, apiserver_port: int, timeout: float, run
         click.secho(f"error: {exc}", fg="red", err=True)
         raise SystemExit(1) from None
     verb = "is up" if changed else "was already up; nothing changed"
+    me = "arktos" if shutil.which("arktos") else sys.argv[0]  # the way this user can run it again
     click.secho(f"The cluster {verb} ({time.monotonic() - started:.1f}s).", fg="green", bold=True)
     click.echo(
         f"\nUse it with kubectl:\n"
         f"  export KUBECONFIG={cluster.kubeconfig}\n"
         f"  kubectl get nodes\n\n"
         f"A tenant and a user of it, whose plain kubectl stays inside it:\n"
-        f"  arktos tenant create acme && arktos kubeconfig --tenant acme --user admin\n\n"
+        f"  {me} tenant create acme && {me} kubeconfig --tenant acme --user admin\n\n"
         f"The API server listens on {cluster.server} (TLS; you are system:admin through a client\n"
         f"certificate). Stop the cluster with 'arktos down' (add --purge to delete its data)."
     )
