@@ -348,7 +348,7 @@ class CacheManager:
         kvs: list[tuple[str, bytes, int]] = []
         start = None
         while True:
-            page, _, more = await self.store.list(cache.prefix, revision=revision, limit=5000, start_key=start)
+            page, _, more = await self.store.list(cache.prefix, revision=revision, limit=1000, start_key=start)
             kvs.extend((kv.key, kv.value, kv.mod_revision) for kv in page)
             if not more:
                 break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from arktos.cli._connect import cluster_config
 from arktos.cli.logs import setup_logging
 
 
@@ -65,9 +66,7 @@ def controller_manager(kubeconfig: str | None, master: str | None, controllers_s
     It acts as a system-tenant component: it lists and watches every tenant.
     """
     setup_logging(verbosity)
-    from arktos.api.tenancy import SYSTEM_TENANT
     from arktos.cli.apiserver import run_forever
-    from arktos.client import ClusterConfig, KubeconfigError, load_kubeconfig
     from arktos.controllers.base import ControllerOptions
     from arktos.controllers.manager import ControllerManager, ManagerOptions, select_controllers
 
@@ -80,18 +79,7 @@ def controller_manager(kubeconfig: str | None, master: str | None, controllers_s
     if not leader_elect_lease_duration > leader_elect_renew_deadline > leader_elect_retry_period > 0:
         raise click.UsageError("need --leader-elect-lease-duration > --leader-elect-renew-deadline > "
                                "--leader-elect-retry-period > 0")
-    try:
-        if kubeconfig or not master:
-            config = load_kubeconfig(kubeconfig)
-            if master:
-                config = config.with_overrides(server=master.rstrip("/"))
-        else:
-            config = ClusterConfig.for_url(master)
-    except KubeconfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    if config.tenant and config.tenant != SYSTEM_TENANT:
-        raise click.UsageError(f"the controller manager acts across tenants: its kubeconfig context must be in the "
-                               f"{SYSTEM_TENANT} tenant, not {config.tenant!r}")
+    config = cluster_config(kubeconfig, master, component="controller manager", system_only=True)
     options = ManagerOptions(
         config=config,
         controllers=names,

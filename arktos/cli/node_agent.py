@@ -6,6 +6,7 @@ import os
 
 import click
 
+from arktos.cli._connect import cluster_config
 from arktos.cli.logs import setup_logging
 
 
@@ -63,15 +64,10 @@ def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenan
     setup_logging(verbosity)
     from arktos.agent.agent import NodeAgent, NodeAgentOptions, RuntimeContext, make_runtime
     from arktos.cli.apiserver import run_forever
-    from arktos.client import ClusterConfig, KubeconfigError, load_kubeconfig, load_many
+    from arktos.client import KubeconfigError, load_many
 
+    config = cluster_config(kubeconfig, master)
     try:
-        if kubeconfig or not master:
-            config = load_kubeconfig(kubeconfig)
-            if master:
-                config = config.with_overrides(server=master.rstrip("/"))
-        else:
-            config = ClusterConfig.for_url(master)
         tenants = load_many(tenant_servers) if tenant_servers.strip() else []
     except KubeconfigError as exc:
         raise click.UsageError(str(exc)) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from arktos.cli._connect import cluster_config
 from arktos.cli.logs import setup_logging
 
 
@@ -75,9 +76,8 @@ def scheduler(kubeconfig: str | None, master: str | None, resource_providers: st
     and arktos.io/runtime-vm=true; a node without either runs containers only.
     """
     setup_logging(verbosity)
-    from arktos.api.tenancy import SYSTEM_TENANT
     from arktos.cli.apiserver import run_forever
-    from arktos.client import ClusterConfig, KubeconfigError, load_kubeconfig, load_many
+    from arktos.client import KubeconfigError, load_many
     from arktos.scheduler import Scheduler, SchedulerOptions, default_scores
 
     if not leader_elect_lease_duration > leader_elect_renew_deadline > leader_elect_retry_period > 0:
@@ -89,18 +89,10 @@ def scheduler(kubeconfig: str | None, master: str | None, resource_providers: st
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--score-weights") from None
     try:
-        if kubeconfig or not master:
-            config = load_kubeconfig(kubeconfig)
-            if master:
-                config = config.with_overrides(server=master.rstrip("/"))
-        else:
-            config = ClusterConfig.for_url(master)
         providers = load_many(resource_providers) if resource_providers.strip() else []
     except KubeconfigError as exc:
         raise click.UsageError(str(exc)) from None
-    if config.tenant and config.tenant != SYSTEM_TENANT:
-        raise click.UsageError(f"the scheduler acts across tenants: its kubeconfig context must be in the "
-                               f"{SYSTEM_TENANT} tenant, not {config.tenant!r}")
+    config = cluster_config(kubeconfig, master, component="scheduler", system_only=True)
     options = SchedulerOptions(
         config=config,
         resource_providers=providers,

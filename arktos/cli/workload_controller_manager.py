@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from arktos.cli._connect import cluster_config
 from arktos.cli.logs import setup_logging
 
 
@@ -36,7 +37,7 @@ def workload_controller_manager(kubeconfig: str | None, master: str | None, cont
     """
     setup_logging(verbosity)
     from arktos.cli.apiserver import run_forever
-    from arktos.client import Client, ClusterConfig, KubeconfigError, load_kubeconfig
+    from arktos.client import Client
     from arktos.controllers.base import ControllerOptions
     from arktos.controllers.workload import PARTITIONED, WorkloadControllerManager
 
@@ -46,10 +47,7 @@ def workload_controller_manager(kubeconfig: str | None, master: str | None, cont
         raise click.BadParameter(f"choose from {', '.join(PARTITIONED)}", param_hint="--controllers")
     if member_period * 2 >= member_lease_duration:
         raise click.UsageError("--member-period must be well below --member-lease-duration")
-    try:
-        config = ClusterConfig.for_url(master) if master and not kubeconfig else load_kubeconfig(kubeconfig)
-    except KubeconfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    config = cluster_config(kubeconfig, master, component="workload controller manager", system_only=True)
     component = f"workload-controller-manager-{instance_id}" if instance_id else "workload-controller-manager"
     client = Client(config, component=component, qps=kube_api_qps, burst=kube_api_burst)
     run_forever(WorkloadControllerManager(client, names, ControllerOptions(concurrent_workers=concurrent_workers),

@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 
+MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+
+
 class StorageError(Exception):
     pass
 
@@ -122,6 +125,9 @@ class EtcdStore:
             with open(key_file, "rb") as f:
                 conn["cert_key"] = f.read()
         self._client = Etcd3Client(self.servers, **conn)
+        # gRPC's default 4 MiB receive limit would fail any range past a few thousand objects
+        # (a watch-cache load, a tenant's keys); etcd itself sends up to 2 GiB.
+        self._client._manager.grpc_options.append(("grpc.max_receive_message_length", MAX_RESPONSE_BYTES))
         self._timeout = timeout
         self._kv = None
 

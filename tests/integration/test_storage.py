@@ -149,3 +149,13 @@ async def test_watch_from_compacted_revision_raises(private_etcd):
         await batches.aclose()
     finally:
         await store.close()
+
+
+async def test_ranges_larger_than_grpcs_default_message_limit(store: EtcdStore):
+    p = unique_prefix()
+    blob = b"x" * 100_000
+    for i in range(60):  # 6 MB in one range: past gRPC's default 4 MiB receive limit
+        await store.create(f"{p}{i:03d}", blob)
+    kvs, _, more = await store.list(p)
+    assert len(kvs) == 60 and not more
+    assert len(await store.keys(p)) == 60
