@@ -12,6 +12,7 @@ pods, devices) for everything else, rounding up as Kubernetes'
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_CEILING, Context, Decimal, localcontext
 
@@ -79,6 +80,14 @@ def parse_quantity(value: str | int | float | Decimal) -> Decimal:
         return Decimal(repr(value))
     if not isinstance(value, str):
         raise QuantityError(f"invalid quantity {value!r}")
+    return _parse_string(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_string(value: str) -> Decimal:
+    """Parsing is pure and the same few strings ("100m", "64Mi") come back on every pod write,
+    in validation, QoS and scheduling alike; Decimals are immutable, so sharing them is safe.
+    Invalid strings raise and are not cached."""
     m = _NUMBER.fullmatch(value)
     if m is None:  # pragma: no cover - the pattern matches every string
         raise QuantityError(f"invalid quantity {value!r}")

@@ -58,6 +58,7 @@ async def eventually(check, timeout: float, what: str):
 @pytest.mark.timeout(180)
 async def test_a_dead_nodes_pods_are_evicted_and_rescheduled_elsewhere(apiserver, tmp_path):
     ns = f"cp-{uuid.uuid4().hex[:6]}"
+    run = {"arktos.io/test-run": ns}  # other tests' nodes share this etcd: pods go to this run's nodes only
     procs = [
         start(apiserver.url, tmp_path / "cm.log", "controller-manager", "--no-leader-elect",
               "--node-monitor-grace-period", "3", "--pod-eviction-timeout", "1"),
@@ -69,14 +70,15 @@ async def test_a_dead_nodes_pods_are_evicted_and_rescheduled_elsewhere(apiserver
             await call(http, "POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
             for node in NODES:
                 code, body = await call(http, "POST", "/api/v1/nodes", {
-                    "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}},
+                    "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node, **run}},
                     "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
                                "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
                                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                                "lastHeartbeatTime": now(), "lastTransitionTime": now()}]}})
                 assert code in (201, 409), body
-                if code == 409:  # left from an earlier run of this test: make it healthy again
-                    await call(http, "PATCH", f"/api/v1/nodes/{node}", {"spec": {"taints": None}},
+                if code == 409:  # left from an earlier run of this test: make it healthy and ours again
+                    await call(http, "PATCH", f"/api/v1/nodes/{node}", {"spec": {"taints": None},
+                                                                        "metadata": {"labels": run}},
                                ctype="application/merge-patch+json")
 
             async def heartbeat() -> None:
@@ -91,7 +93,7 @@ async def test_a_dead_nodes_pods_are_evicted_and_rescheduled_elsewhere(apiserver
                 code, body = await call(http, "POST", f"/apis/apps/v1/namespaces/{ns}/deployments", {
                     "metadata": {"name": "web"}, "spec": {
                         "replicas": 10, "selector": {"matchLabels": labels},
-                        "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                        "template": {"metadata": {"labels": labels}, "spec": {"nodeSelector": run, "containers": [{
                             "name": "c", "image": "busybox", "resources": {"requests": {"cpu": "100m"}}}]}}}})
                 assert code == 201, body
 
@@ -136,3 +138,6 @@ async def test_a_dead_nodes_pods_are_evicted_and_rescheduled_elsewhere(apiserver
     finally:
         for p in procs:
             p.stop()
+        async with aiohttp.ClientSession(apiserver.url) as http:  # other tests share this API server
+            for node in NODES:
+                await call(http, "DELETE", f"/api/v1/nodes/{node}")

@@ -73,6 +73,9 @@ async def live_pods(http, ns: str) -> list[dict]:
 async def test_two_hollow_agents_run_pods_vms_and_actions_and_survive_restarts_and_death(apiserver, tmp_path):
     run = uuid.uuid4().hex[:6]
     na, nb, ns = f"na-{run}", f"nb-{run}", f"agent-{run}"
+    # Other tests' nodes share this API server: this test's pods go to its own two nodes only.
+    ours = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [na, nb]}]}]}}}
     procs = {
         "cm": start(apiserver.url, tmp_path / "cm.log", "controller-manager", "--no-leader-elect",
                     "--node-monitor-grace-period", "4", "--pod-eviction-timeout", "1"),
@@ -117,7 +120,7 @@ async def test_two_hollow_agents_run_pods_vms_and_actions_and_survive_restarts_a
             code, body = await call(http, "POST", f"/apis/apps/v1/namespaces/{ns}/deployments", {
                 "metadata": {"name": "web"}, "spec": {
                     "replicas": 3, "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                    "template": {"metadata": {"labels": labels}, "spec": {"affinity": ours, "containers": [{
                         "name": "c", "image": "busybox", "resources": {"requests": {"cpu": "100m"}}}]}}}})
             assert code == 201, body
 
@@ -140,7 +143,7 @@ async def test_two_hollow_agents_run_pods_vms_and_actions_and_survive_restarts_a
 
             # A VM pod runs on the node with the VM runtime, and a reboot action completes.
             code, body = await call(http, "POST", f"/api/v1/namespaces/{ns}/pods", {
-                "metadata": {"name": "vm"}, "spec": {"virtualMachine": {
+                "metadata": {"name": "vm"}, "spec": {"affinity": ours, "virtualMachine": {
                     "name": "vm", "image": "cirros", "keyPairName": "key",
                     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}}})
             assert code == 201, body
@@ -224,6 +227,10 @@ async def test_two_hollow_agents_run_pods_vms_and_actions_and_survive_restarts_a
     finally:
         for p in procs.values():
             stop(p)
+        # Other tests share this API server: leave no Ready-looking node behind for their schedulers.
+        async with aiohttp.ClientSession(apiserver.url) as http:
+            for node in (na, nb):
+                await call(http, "DELETE", f"/api/v1/nodes/{node}")
 
 
 @pytest.mark.timeout(60)
