@@ -340,26 +340,26 @@ def identity_from_subject(subject: x509.Name) -> tuple[str, tuple[str, ...], str
     )
 
 
-class X509Authenticator:
-    """Users from TLS client certificates issued by the client CA.
+class VerifiedCertificates:
+    """Certificates checked against one CA bundle, each verdict cached by DER digest.
 
-    The signature check and subject parsing run once per distinct certificate
-    (an LRU keyed by the DER digest); validity times are checked on every
-    request because a cached certificate can expire while connections live.
+    Both certificate-reading authenticators need this (client certificates, and
+    the front proxy's): the signature check and `judge` (what the caller derives
+    from a valid certificate) run once per distinct certificate; the validity
+    window is checked on every call, because a cached certificate can expire
+    while its connections live.  The cache empties when the CA file changes.
     """
 
-    def __init__(self, client_ca_file: str | os.PathLike[str], cache_size: int = IDENTITY_CACHE_SIZE) -> None:
-        self.bundle = CABundle(client_ca_file)
+    def __init__(self, ca_file: str | os.PathLike[str], what: str, cache_size: int,
+                 judge: Callable[[x509.Certificate, float, float], _Verdict]) -> None:
+        self.bundle = CABundle(ca_file)
+        self.what = what
+        self.judge = judge
         self._cache: _LRU[bytes, _Verdict] = _LRU(cache_size)
         self._generation = self.bundle.generation
 
-    async def authenticate(self, request: web.Request) -> UserInfo | None:
-        der = peer_certificate(request)
-        if der is None:
-            return None
-        return self.authenticate_der(der)
-
-    def authenticate_der(self, der: bytes) -> UserInfo:
+    def check(self, der: bytes) -> _Verdict:
+        """The verdict for a certificate that is valid now; InvalidCredentials otherwise."""
         self.bundle.refresh()
         if self.bundle.generation != self._generation:
             self._cache.clear()
@@ -370,14 +370,13 @@ class X509Authenticator:
             verdict = self._verify(der)
             self._cache.put(digest, verdict)
         if verdict.error:
-            raise InvalidCredentials(f"x509: {verdict.error}")
+            raise InvalidCredentials(f"{self.what}: {verdict.error}")
         now = time.time()
         if now < verdict.not_before:
-            raise InvalidCredentials("x509: certificate is not yet valid")
+            raise InvalidCredentials(f"{self.what}: certificate is not yet valid")
         if now > verdict.not_after:
-            raise InvalidCredentials("x509: certificate has expired")
-        assert verdict.user is not None
-        return verdict.user
+            raise InvalidCredentials(f"{self.what}: certificate has expired")
+        return verdict
 
     def _verify(self, der: bytes) -> _Verdict:
         try:
@@ -387,6 +386,34 @@ class X509Authenticator:
         nb, na, error = self.bundle.verify(cert)
         if error:
             return _Verdict(nb, na, None, error)
+        return self.judge(cert, nb, na)
+
+
+class X509Authenticator:
+    """Users from TLS client certificates issued by the client CA.
+
+    The signature check and subject parsing run once per distinct certificate
+    (an LRU keyed by the DER digest); validity times are checked on every
+    request because a cached certificate can expire while connections live.
+    """
+
+    def __init__(self, client_ca_file: str | os.PathLike[str], cache_size: int = IDENTITY_CACHE_SIZE) -> None:
+        self.certs = VerifiedCertificates(client_ca_file, "x509", cache_size, self._identity)
+        self.bundle = self.certs.bundle
+
+    async def authenticate(self, request: web.Request) -> UserInfo | None:
+        der = peer_certificate(request)
+        if der is None:
+            return None
+        return self.authenticate_der(der)
+
+    def authenticate_der(self, der: bytes) -> UserInfo:
+        verdict = self.certs.check(der)
+        assert verdict.user is not None
+        return verdict.user
+
+    @staticmethod
+    def _identity(cert: x509.Certificate, nb: float, na: float) -> _Verdict:
         try:
             name, groups, tenant = identity_from_subject(cert.subject)
         except ValueError as exc:
@@ -646,14 +673,13 @@ class RequestHeaderAuthenticator:
         tenant_header: str = "X-Remote-Tenant",
         cache_size: int = 256,
     ) -> None:
-        self.bundle = CABundle(client_ca_file)
         self.allowed_names = frozenset(allowed_names)
+        self.certs = VerifiedCertificates(client_ca_file, "front proxy", cache_size, self._allowed)
+        self.bundle = self.certs.bundle
         self.username_headers = tuple(username_headers)
         self.group_headers = tuple(group_headers)
         self.extra_prefixes = tuple(p.lower() for p in extra_prefixes)
         self.tenant_header = tenant_header
-        self._cache: _LRU[bytes, _Verdict] = _LRU(cache_size)
-        self._generation = self.bundle.generation
 
     async def authenticate(self, request: web.Request) -> UserInfo | None:
         headers = request.headers
@@ -678,29 +704,9 @@ class RequestHeaderAuthenticator:
         return _with_authenticated(UserInfo(name, tenant, groups, "", extra))
 
     def _check_proxy(self, der: bytes) -> None:
-        self.bundle.refresh()
-        if self.bundle.generation != self._generation:
-            self._cache.clear()
-            self._generation = self.bundle.generation
-        digest = hashlib.sha256(der).digest()
-        verdict = self._cache.get(digest)
-        if verdict is None:
-            verdict = self._verify(der)
-            self._cache.put(digest, verdict)
-        if verdict.error:
-            raise InvalidCredentials(f"front proxy: {verdict.error}")
-        now = time.time()
-        if not verdict.not_before <= now <= verdict.not_after:
-            raise InvalidCredentials("front proxy: certificate is expired or not yet valid")
+        self.certs.check(der)
 
-    def _verify(self, der: bytes) -> _Verdict:
-        try:
-            cert = x509.load_der_x509_certificate(der)
-        except ValueError as exc:
-            return _Verdict(0, 0, None, f"cannot parse certificate: {exc}")
-        nb, na, error = self.bundle.verify(cert)
-        if error:
-            return _Verdict(nb, na, None, error)
+    def _allowed(self, cert: x509.Certificate, nb: float, na: float) -> _Verdict:
         if self.allowed_names:
             cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
             if not cns or cns[-1] not in self.allowed_names:
