@@ -232,3 +232,28 @@ def write_dev_kubeconfig(path: Path, server: str) -> Path:
         "contexts": [{"name": "dev", "context": {"cluster": "dev", "user": "dev"}}],
     }))
     return path
+
+
+async def eventually(check, timeout: float = 15.0, what: str = "", interval: float = 0.1):
+    """Poll the coroutine function `check` until it returns something truthy; return that.
+
+    A check that raises an API error, an assertion or a KeyError counts as "not yet":
+    objects are often still on their way.  The last result or error is in the failure.
+    """
+    import asyncio
+    import time
+
+    from arktos.api.errors import APIError
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+            last = result
+        except (APIError, AssertionError, KeyError) as exc:
+            last = exc
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{what or check} not true after {timeout}s; last: {last!r}")

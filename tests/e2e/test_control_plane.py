@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 
-from tests.conftest import ComponentProc
+from tests.conftest import ComponentProc, eventually
 from tests.integration.test_api_http import call
 
 NODES = ("cp-n1", "cp-n2", "cp-n3")
@@ -42,17 +41,6 @@ async def pods_of(http, ns: str) -> list[dict]:
     code, body = await call(http, "GET", f"/api/v1/namespaces/{ns}/pods")
     assert code == 200
     return [p for p in body["items"] if not p["metadata"].get("deletionTimestamp")]
-
-
-async def eventually(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.timeout(180)

@@ -20,7 +20,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from arktos.client import APIError, Client, ClusterConfig
 from arktos.controllers.manager import select_controllers
 from arktos.controllers.queue import QueueShutDown, WorkQueue
 from arktos.storage.etcd import EtcdStore
-from tests.conftest import ComponentProc, start_apiserver, write_dev_kubeconfig
+from tests.conftest import ComponentProc, eventually, start_apiserver, write_dev_kubeconfig
 
 REG = builtin_registry()
 TENANTS = REG.get("", "v1", "tenants")
@@ -93,22 +93,6 @@ async def dev(apiserver) -> Any:
     # Unpaced, so filling a tenant measures the server rather than the client's token bucket.
     async with Client(apiserver.url, qps=5000, burst=5000) as c:
         yield c
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll `check` until it returns something truthy without raising; its result."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-            last = result
-        except (APIError, AssertionError, KeyError) as exc:
-            last = exc
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what or check} not true after {timeout}s; last: {last!r}")
 
 
 async def gone(client: Client, info, name: str, **kw) -> bool:

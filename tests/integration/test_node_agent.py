@@ -22,6 +22,7 @@ import pytest
 from arktos.agent.agent import NodeAgent, NodeAgentOptions
 from arktos.agent.runtimes.hollow import HollowRuntime
 from arktos.client import ClusterConfig
+from tests.conftest import eventually
 from tests.integration.test_api_http import call
 
 AGENT_FLAGS = ("--lease-renew-interval", "1", "--status-update-interval", "1", "--sync-frequency", "2",
@@ -47,16 +48,6 @@ def stop(p: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait(5)
-
-
-async def eventually(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ready(obj: dict) -> bool:

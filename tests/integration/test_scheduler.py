@@ -15,7 +15,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from arktos.api.resources import builtin_registry
 from arktos.client import APIError, Client
 from arktos.cluster.etcd import free_port, start_etcd
 from arktos.scheduler import RUNTIME_CONTAINER_LABEL, RUNTIME_VM_LABEL
-from tests.conftest import APIServerProc, ComponentProc, EtcdProc, start_apiserver, write_dev_kubeconfig
+from tests.conftest import APIServerProc, ComponentProc, EtcdProc, eventually, start_apiserver, write_dev_kubeconfig
 
 REG = builtin_registry()
 PODS = REG.get("", "v1", "pods")
@@ -158,21 +158,6 @@ async def kit(cluster: APIServerProc, scheduler: SchedulerProc) -> AsyncIterator
             yield k
         finally:
             await k.cleanup()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-            last = result
-        except (APIError, AssertionError, KeyError) as exc:
-            last = exc
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what or check} not true after {timeout}s; last: {last!r}")
 
 
 async def placements(client: Client, ns: str) -> dict[str, str | None]:

@@ -24,7 +24,7 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from arktos.controllers.discovery import Discovery
 from arktos.controllers.endpoints import endpoint_subsets
 from arktos.controllers.nodelifecycle import NOT_READY_TAINT, UNREACHABLE_TAINT, eviction_time
 from arktos.controllers.replicaset import ReplicaSetController, pod_deletion_order
-from tests.conftest import start_apiserver
+from tests.conftest import eventually, start_apiserver
 from tests.e2e.conftest import kubectl_binary
 from tests.integration.test_controllers import Manager, write_kubeconfig
 
@@ -75,22 +75,6 @@ Obj = dict[str, Any]
 
 def uniq(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:6]}"
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "",
-                     interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = await check()
-            if result:
-                return result
-            last = result
-        except (APIError, AssertionError, KeyError) as exc:
-            last = exc
-        await asyncio.sleep(interval)
-    raise AssertionError(f"{what or check} not true after {timeout}s; last: {last!r}")
 
 
 async def gone(client: Client, info: ResourceInfo, name: str, **kw: Any) -> bool:
