@@ -187,25 +187,26 @@ def is_config_map_key(value: str) -> list[str]:
         errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
     if not _CONFIG_MAP_KEY_RE.fullmatch(value):
         errs.append(regex_error(_CONFIG_MAP_KEY_MSG, _CONFIG_MAP_KEY_FMT, "key.name", "KEY_NAME", "key-name"))
-    if value == ".":
-        errs.append("must not be '.'")
-    elif value == "..":
-        errs.append("must not be '..'")
-    elif value.startswith(".."):
-        errs.append("must not start with '..'")
+    errs.extend(_dot_errors(value))
     return errs
+
+
+def _dot_errors(value: str) -> list[str]:
+    """Keys that become file names (ConfigMap keys, env names as keys) may not be '.' or '..'."""
+    if value == ".":
+        return ["must not be '.'"]
+    if value == "..":
+        return ["must not be '..'"]
+    if value.startswith(".."):
+        return ["must not start with '..'"]
+    return []
 
 
 def is_env_var_name(value: str) -> list[str]:
     errs = []
     if not _ENV_VAR_NAME_RE.fullmatch(value):
         errs.append(regex_error(_ENV_VAR_NAME_MSG, _ENV_VAR_NAME_FMT, "my.env-name", "MY_ENV.NAME", "MyEnvName1"))
-    if value == ".":
-        errs.append("must not be '.'")
-    elif value == "..":
-        errs.append("must not be '..'")
-    elif value.startswith(".."):
-        errs.append("must not start with '..'")
+    errs.extend(_dot_errors(value))
     return errs
 
 
