@@ -11,6 +11,7 @@ restart, re-syncs whatever the runtime still runs (adoption).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 Obj = dict[str, Any]
@@ -49,6 +50,28 @@ class PodState:
     vm_status: Obj | None = None
 
 
+class NotSupported(Exception):
+    """The runtime cannot do this for this pod (exec into a VM, logs of a hollow pod, ...).
+
+    The agent's server answers 400 with the message, so it should say what to do instead."""
+
+
+class NoSuchContainer(LookupError):
+    """The pod or container is not (or no longer) on this node; the agent's server answers 404."""
+
+
+@dataclass
+class LogFile:
+    """Where a container's (or a VM console's) output is, for `kubectl logs`.
+
+    `cri` says the file has CRI's line format (`<RFC3339Nano> <stdout|stderr> <F|P> <text>`,
+    written by containerd); otherwise it is raw text (a VM's serial console).  The agent
+    does tail, follow, since and timestamps itself, the same way for every runtime."""
+
+    path: Path
+    cri: bool = True
+
+
 class Runtime(Protocol):
     """A runtime of one kind of workload ("container" or "vm")."""
 
@@ -81,6 +104,19 @@ class Runtime(Protocol):
         """Perform an Arktos VM action (spec.rebootAction / snapshotAction / restoreAction) and return
         the Action status fields to write (complete, error, rebootStatus, snapshotStatus, ...).
         Container runtimes answer with an error status: actions are for VMs."""
+        ...
+
+    async def log_file(self, pod: Obj, container: str, *, previous: bool = False) -> LogFile:
+        """The log of `container` (its previous instance with `previous`); NoSuchContainer if
+        unknown, NotSupported if the runtime keeps no logs."""
+        ...
+
+    async def exec_url(
+        self, pod: Obj, container: str, command: list[str], *, stdin: bool, stdout: bool, stderr: bool, tty: bool
+    ) -> str:
+        """A one-time URL of a streaming server that runs `command` in the container and speaks
+        Kubernetes' remote-command protocol (channel.k8s.io over WebSocket), as CRI's Exec
+        answers; the agent relays the API server's stream to it.  NotSupported for VMs."""
         ...
 
     def capacity(self) -> Obj:
