@@ -4,10 +4,15 @@ Recording must never slow down or fail the caller (a scheduler binding pods,
 a controller syncing), so `event()` only queues; one background task writes.
 Repeats of the same event (same object, type, reason and message) become a
 `count` increment and a new `lastTimestamp` on the existing Event instead of
-a new object, which is what keeps a crash-looping pod from flooding etcd.
-That is client-go's deduplication; its fuzzier "similar events" aggregation
-and per-object spam filter are left out.  When the queue is full, events are
-dropped (and counted), never waited for.
+a new object.  That is client-go's deduplication; its fuzzier "similar
+events" aggregation is left out.
+
+Deduplication alone still turns every repeat into a PATCH (an etcd write), so
+a crash-looping pod or a flapping VM would keep etcd busy forever.  Hence
+client-go's spam filter too: a token bucket per source and involved object
+(25 events at once, then one per 5 minutes), applied before anything is
+queued; what it refuses is dropped and counted in `spam_filtered`.  When the
+queue is full, events are dropped (and counted), never waited for.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ Obj = dict[str, Any]
 
 EVENTS = builtin_info("", "events")
 NORMAL, WARNING = "Normal", "Warning"
+# client-go's EventSourceObjectSpamFilter defaults: a burst of 25, then one event every 300 s.
+SPAM_BURST = 25
+SPAM_REFILL_SECONDS = 300.0
 
 
 def _now() -> str:
@@ -68,11 +76,16 @@ class EventRecorder:
     """Records Events for one component (`source.component`), on one host if it runs on a node."""
 
     def __init__(self, client: Client, component: str, host: str = "", *, queue_size: int = 1000,
-                 cache_size: int = 4096) -> None:
+                 cache_size: int = 4096, spam_burst: int = SPAM_BURST,
+                 spam_refill_seconds: float = SPAM_REFILL_SECONDS) -> None:
         self.client = client
         self.component = component
         self.host = host
         self.dropped = 0
+        self.spam_filtered = 0
+        self._spam_burst = max(1, spam_burst)
+        self._spam_refill = spam_refill_seconds
+        self._buckets: collections.OrderedDict[tuple, list[float]] = collections.OrderedDict()  # [tokens, stamp]
         self._queue: asyncio.Queue[tuple[Obj, str, str, str, str]] = asyncio.Queue(queue_size)
         self._cache: collections.OrderedDict[tuple, _Recorded] = collections.OrderedDict()
         self._cache_size = cache_size
@@ -86,14 +99,41 @@ class EventRecorder:
             raise ValueError(f"event type must be Normal or Warning, not {type!r}")
         if args:
             message = message % args
+        ref = object_reference(obj)
+        if not self._allow(ref):
+            self.spam_filtered += 1
+            if self.spam_filtered == 1 or self.spam_filtered % 1000 == 0:
+                log.info("event spam filter: %d events dropped so far (latest: %s %s on %s/%s)", self.spam_filtered,
+                         type, reason, ref.get("namespace", ""), ref.get("name", ""))
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"events-{self.component}")
         try:
-            self._queue.put_nowait((object_reference(obj), type, reason, message, _now()))
+            self._queue.put_nowait((ref, type, reason, message, _now()))
         except asyncio.QueueFull:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("event queue full: %d events dropped so far", self.dropped)
+
+    def _allow(self, ref: Obj) -> bool:
+        """client-go's spam filter: one token bucket per involved object (this recorder is one source)."""
+        key = (ref.get("tenant", ""), ref.get("namespace", ""), ref.get("kind", ""), ref.get("name", ""),
+               ref.get("uid", ""), ref.get("apiVersion", ""))
+        now = time.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = [float(self._spam_burst), now]
+            if len(self._buckets) > self._cache_size:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+            if self._spam_refill > 0:
+                bucket[0] = min(float(self._spam_burst), bucket[0] + (now - bucket[1]) / self._spam_refill)
+            bucket[1] = now
+        if bucket[0] < 1.0:
+            return False
+        bucket[0] -= 1.0
+        return True
 
     def normal(self, obj: Obj, reason: str, message: str, *args: Any) -> None:
         self.event(obj, NORMAL, reason, message, *args)

@@ -761,6 +761,23 @@ async def test_event_recorder_counts_repeats(client):
     assert not our_tasks()
 
 
+async def test_event_recorder_spam_filter_caps_events_per_object(client):
+    """A crash loop repeating its event cannot keep etcd busy: past the burst, repeats are dropped."""
+    t = uniq("tspam")
+    await make_tenant(client, t, "ns")
+    looping = await client.create(PODS, pod("looping"), tenant=t, namespace="ns")
+    quiet = await client.create(PODS, pod("quiet"), tenant=t, namespace="ns")
+    async with EventRecorder(client, "kubelet", host="h1", spam_burst=3) as recorder:
+        for _ in range(10):
+            recorder.warning(looping, "BackOff", "Back-off restarting failed container c")
+        recorder.normal(quiet, "Started", "Started container c")  # another object has its own budget
+        await recorder.flush()
+        assert recorder.spam_filtered == 7
+    events = {e["involvedObject"]["name"]: e for e in (await client.list(EVENTS, tenant=t, namespace="ns"))["items"]}
+    assert events["looping"]["count"] == 3 and events["looping"]["reason"] == "BackOff"
+    assert events["quiet"]["count"] == 1
+
+
 # -- TLS from a kubeconfig -------------------------------------------------------------------------------------
 
 
