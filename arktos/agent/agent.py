@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -45,8 +45,8 @@ from arktos.api.resources import BUILTIN
 from arktos.api.tenancy import SYSTEM_TENANT
 from arktos.client import ALL_TENANTS, APIError, Client, ClusterConfig, Informer, TransportError, object_key
 
-__all__ = ["NODE_LEASE_NAMESPACE", "RUNTIME_LABELS", "NodeAgent", "NodeAgentOptions", "make_runtime",
-           "runtime_names"]
+__all__ = ["NODE_LEASE_NAMESPACE", "RUNTIME_LABELS", "NodeAgent", "NodeAgentOptions", "PodSource", "SharedParts",
+           "make_runtime", "runtime_names"]
 
 Obj = dict[str, Any]
 log = logging.getLogger("arktos.agent")
@@ -143,6 +143,33 @@ class NodeAgentOptions:
     backoff_max: float = 300.0
     qps: float = 50.0
     burst: int = 100
+    labels: dict[str, str] = field(default_factory=dict)  # extra Node labels (hollow nodes mark themselves)
+
+
+class PodSource(Protocol):
+    """What the agent needs of its pods' (or actions') informer; a view of a shared one fits too."""
+
+    def add_handler(self, on_add: Any = None, on_update: Any = None, on_delete: Any = None) -> None: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def get(self, key: str) -> Obj | None: ...
+    def list(self) -> list[Obj]: ...
+    def has_synced(self) -> bool: ...
+    def origin(self, key_or_obj: str | Obj) -> Client | None: ...
+
+
+@dataclass
+class SharedParts:
+    """Connections and watches that many agents in one process share (kubemark's hollow nodes).
+
+    `pods(node)` and `actions(node)` return that node's view of one shared informer, so N agents cost
+    one watch per kind instead of 2N, and one connection pool instead of N.
+    """
+
+    client: Client
+    tenant_clients: list[Client]
+    pods: Callable[[str], PodSource]
+    actions: Callable[[str], PodSource]
 
 
 def _machine_memory() -> str:
@@ -428,7 +455,7 @@ class _PodWorker:
 class NodeAgent:
     """One node: registration, heartbeats, pod workers and actions."""
 
-    def __init__(self, options: NodeAgentOptions) -> None:
+    def __init__(self, options: NodeAgentOptions, *, shared: SharedParts | None = None) -> None:
         self.options = options
         self.node = options.node_name
         self.runtimes: dict[str, Runtime] = {}
@@ -436,15 +463,23 @@ class NodeAgent:
             if rt.kind in self.runtimes:
                 raise ValueError(f"two {rt.kind} runtimes: {self.runtimes[rt.kind].name} and {rt.name}")
             self.runtimes[rt.kind] = rt
-        self.client = Client(options.config, component="node-agent", qps=options.qps, burst=options.burst)
-        tenants = options.tenant_servers or [options.config]
-        self.tenant_clients = [self.client if t is options.config else
-                               Client(t, component="node-agent", qps=options.qps, burst=options.burst)
-                               for t in tenants]
-        selector = f"spec.nodeName={self.node}"
-        self.pods = Informer(self.tenant_clients, PODS, tenant=ALL_TENANTS, field_selector=selector, name="pods")
-        self.actions = Informer(self.tenant_clients, ACTIONS, tenant=ALL_TENANTS, field_selector=selector,
-                                name="actions")
+        self._shared = shared
+        self.pods: PodSource
+        self.actions: PodSource
+        if shared is not None:  # many agents in one process (hollow nodes): one pool, one watch per kind
+            self.client, self.tenant_clients = shared.client, list(shared.tenant_clients)
+            self.pods, self.actions = shared.pods(self.node), shared.actions(self.node)
+        else:
+            self.client = Client(options.config, component="node-agent", qps=options.qps, burst=options.burst)
+            tenants = options.tenant_servers or [options.config]
+            self.tenant_clients = [self.client if t is options.config else
+                                   Client(t, component="node-agent", qps=options.qps, burst=options.burst)
+                                   for t in tenants]
+            selector = f"spec.nodeName={self.node}"
+            self.pods = Informer(self.tenant_clients, PODS, tenant=ALL_TENANTS, field_selector=selector,
+                                 name="pods")
+            self.actions = Informer(self.tenant_clients, ACTIONS, tenant=ALL_TENANTS, field_selector=selector,
+                                    name="actions")
         self.workers: dict[str, _PodWorker] = {}
         self.observed: dict[str, PodState] = {}  # uid -> what the runtime last said
         self.host_ip = _host_ip()
@@ -486,8 +521,9 @@ class NodeAgent:
         for rt in self.runtimes.values():
             with contextlib.suppress(Exception):
                 await rt.stop()
-        for c in {id(c): c for c in [self.client, *self.tenant_clients]}.values():
-            await c.close()
+        if self._shared is None:  # shared clients belong to whoever shares them
+            for c in {id(c): c for c in [self.client, *self.tenant_clients]}.values():
+                await c.close()
 
     async def _loop(self, fn: Callable[[], Any], interval: float) -> None:
         while True:
@@ -550,7 +586,7 @@ class NodeAgent:
         labels = {"kubernetes.io/hostname": self.node, "kubernetes.io/os": "linux", "kubernetes.io/arch": _arch()}
         for kind in self.runtimes:
             labels[RUNTIME_LABELS[kind]] = "true"
-        return labels
+        return {**labels, **self.options.labels}
 
     async def _register(self) -> None:
         """Create the Node, or bring an existing one (an agent restart) up to date."""

@@ -9,10 +9,12 @@ import sys
 
 import click
 
+from arktos.cli._config import config_option
 from arktos.cli.logs import setup_logging
 
 
 @click.command()
+@config_option
 @click.option("--etcd-servers", required=True, metavar="URLS",
               help="Comma-separated etcd client URLs, e.g. http://127.0.0.1:2379.")
 @click.option("--etcd-cafile", type=click.Path(exists=True, dir_okay=False), help="CA bundle for etcd's TLS.")

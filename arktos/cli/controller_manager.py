@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from arktos.cli._config import config_option
 from arktos.cli._connect import cluster_config
 from arktos.cli.logs import setup_logging
 
 
 @click.command("controller-manager")
+@config_option
 @click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False),
               help="kubeconfig of a system-tenant identity (default: $KUBECONFIG or ~/.kube/config).")
 @click.option("--master", metavar="URL",

@@ -7,6 +7,7 @@ import click
 from arktos import __version__
 from arktos.cli.apiserver import apiserver
 from arktos.cli.controller_manager import controller_manager
+from arktos.cli.hollow_nodes import hollow_nodes
 from arktos.cli.node_agent import node_agent
 from arktos.cli.scheduler import scheduler
 from arktos.cli.tenant import kubeconfig, tenant
@@ -24,8 +25,8 @@ def cli() -> None:
     """
 
 
-for command in (apiserver, controller_manager, workload_controller_manager, scheduler, node_agent, up, down, status,
-                tenant, kubeconfig):
+for command in (apiserver, controller_manager, workload_controller_manager, scheduler, node_agent, hollow_nodes, up,
+                down, status, tenant, kubeconfig):
     cli.add_command(command)
 
 

@@ -6,11 +6,13 @@ import os
 
 import click
 
+from arktos.cli._config import config_option
 from arktos.cli._connect import cluster_config
 from arktos.cli.logs import setup_logging
 
 
 @click.command("node-agent")
+@config_option
 @click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False),
               help="kubeconfig of the resource partition's API server, where the Node and its Lease live "
                    "(default: $KUBECONFIG or ~/.kube/config).")

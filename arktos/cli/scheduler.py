@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from arktos.cli._config import config_option
 from arktos.cli._connect import cluster_config
 from arktos.cli.logs import setup_logging
 
@@ -24,6 +25,7 @@ def _weights(spec: str) -> dict[str, float]:
 
 
 @click.command("scheduler")
+@config_option
 @click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False),
               help="kubeconfig of the tenant partition's API server, as a system-tenant identity "
                    "(default: $KUBECONFIG or ~/.kube/config).")

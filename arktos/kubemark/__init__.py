@@ -1,0 +1,1 @@
+"""Kubemark: many hollow node agents in one process, for scale tests on a small machine."""

@@ -1,0 +1,85 @@
+"""`--config FILE`: the file's values are the defaults, the command line wins, bad files fail in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from arktos.cli._config import config_option
+from arktos.cli.main import cli
+
+
+@click.command()
+@config_option
+@click.option("--port", default=1, type=click.IntRange(1, 100))
+@click.option("--name", required=True)
+@click.option("--key-file", "key_files", multiple=True)
+@click.option("--leader-elect/--no-leader-elect", default=True)
+def probe(port: int, name: str, key_files: tuple[str, ...], leader_elect: bool) -> None:
+    click.echo(f"port={port} name={name} keys={','.join(key_files)} leader={leader_elect}")
+
+
+def run(tmp_path: Path, text: str, *args: str) -> tuple[int, str]:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(probe, ["--config", str(path), *args])
+    return result.exit_code, result.output
+
+
+def test_file_values_are_used(tmp_path: Path):
+    code, out = run(tmp_path, "port: 7\nname: alpha\nkey-file: [a.pem, b.pem]\nleader-elect: false\n")
+    assert code == 0, out
+    assert out.strip() == "port=7 name=alpha keys=a.pem,b.pem leader=False"
+
+
+def test_command_line_overrides_the_file(tmp_path: Path):
+    code, out = run(tmp_path, "port: 7\nname: alpha\nleader-elect: false\n", "--port", "9", "--leader-elect")
+    assert code == 0, out
+    assert out.strip() == "port=9 name=alpha keys= leader=True"
+
+
+def test_negative_half_of_a_flag_and_a_scalar_for_a_list(tmp_path: Path):
+    code, out = run(tmp_path, "name: a\nno-leader-elect: true\nkey-file: only.pem\n")
+    assert code == 0, out
+    assert out.strip() == "port=1 name=a keys=only.pem leader=False"
+
+
+def test_null_keeps_the_option_default(tmp_path: Path):
+    code, out = run(tmp_path, "name: a\nport: null\n")
+    assert code == 0 and "port=1 " in out, out
+
+
+@pytest.mark.parametrize(("text", "expect"), [
+    ("name: a\nprot: 7\n", "unknown key 'prot'"),
+    ("name: a\nport: 700\n", "port: 700 is not in the range"),
+    ("name: a\nleader-elect: maybe\n", "leader-elect:"),
+    ("- a\n- b\n", "want a mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_a_bad_file_is_one_line_naming_file_and_key(tmp_path: Path, text: str, expect: str):
+    code, out = run(tmp_path, text)
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out
+    assert str(tmp_path / "c.yaml") in lines[0] and expect in lines[0]
+    assert "Traceback" not in out
+
+
+def test_a_missing_file_is_one_line(tmp_path: Path):
+    result = CliRunner().invoke(probe, ["--config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1 and "cannot read the config file" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_every_component_takes_a_config_file(tmp_path: Path):
+    """The real commands: an unknown key in a component's file is refused before it starts anything."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("no-such-flag: 1\n")
+    for command in ("apiserver", "controller-manager", "scheduler", "node-agent", "workload-controller-manager",
+                    "hollow-nodes"):
+        result = CliRunner().invoke(cli, [command, "--config", str(path)])
+        assert result.exit_code == 1, (command, result.output)
+        assert "unknown key 'no-such-flag'" in result.output, (command, result.output)
