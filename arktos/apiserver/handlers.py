@@ -763,6 +763,17 @@ class ResourceHandler:
         params = body.get(params_field) or {}
         if not isinstance(params, dict):
             raise errors.bad_request(f"{params_field} must be an object")
+        # Refused here rather than failed later by the agent, so the caller hears why at once.
+        required = {"snapshot": "snapshotName", "restore": "snapshotID"}.get(operation)
+        if required and not (isinstance(params.get(required), str) and params[required]):
+            raise errors.invalid_object("CustomAction", ri.name, [errors.required(
+                f"{params_field}.{required}", f"a {operation} action needs {params_field}.{required}")])
+        if not (pod.get("spec") or {}).get("virtualMachine"):
+            raise errors.bad_request(f"pod {ri.name} is not a VM pod (it has no spec.virtualMachine): "
+                                     f"{operation} and the other actions are for VM pods")
+        if not (pod.get("spec") or {}).get("nodeName"):
+            raise errors.conflict("pods", ri.name, "", f"pod {ri.name} is not scheduled to a node yet: "
+                                  "no agent could act on it; retry when it runs")
         action = {
             "apiVersion": "v1",
             "kind": "Action",

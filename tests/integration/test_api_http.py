@@ -290,15 +290,33 @@ async def test_binding_and_action_subresources(http):
     assert any(c["type"] == "PodScheduled" and c["status"] == "True" for c in got["status"]["conditions"])
     code, body = await call(http, "POST", f"{base}/p/binding", {"target": {"kind": "Node", "name": "n2"}})
     assert code == 409
-    code, body = await call(http, "POST", f"{base}/p/action",
+    # Actions are for scheduled VM pods, with the parameters their operation needs; anything else is
+    # refused at once, with the reason, instead of failing later on a node.
+    code, body = await call(http, "POST", f"{base}/p/action", {"kind": "CustomAction", "operation": "reboot"})
+    assert code == 400 and "pod p is not a VM pod" in body["message"], body
+    vm = {"metadata": {"name": "vm"}, "spec": {"virtualMachine": {"name": "vm", "image": "cirros",
+                                                                 "keyPairName": "k"}}}
+    code, body = await call(http, "POST", base, vm)
+    assert code == 201, body
+    code, body = await call(http, "POST", f"{base}/vm/action", {"kind": "CustomAction", "operation": "reboot"})
+    assert code == 409 and "not scheduled to a node yet" in body["message"], body
+    code, body = await call(http, "POST", f"{base}/vm/binding", {"target": {"kind": "Node", "name": "n1"}})
+    assert code == 201, body
+    for operation, params in (("snapshot", "snapshotParams.snapshotName"), ("restore", "restoreParams.snapshotID")):
+        code, body = await call(http, "POST", f"{base}/vm/action", {"kind": "CustomAction", "operation": operation})
+        assert code == 422 and body["details"]["causes"][0]["field"] == params, body
+    code, body = await call(http, "POST", f"{base}/vm/action", {"kind": "CustomAction", "operation": "shrink"})
+    assert code == 422 and "shrink" in body["message"], body
+    code, body = await call(http, "POST", f"{base}/vm/action",
                             {"kind": "CustomAction", "operation": "reboot", "rebootParams": {"delayInSeconds": 5}})
     assert code == 201, body
     action_name = body["details"]["name"]
     assert action_name.startswith("reboot-")
     code, action = await call(http, "GET", f"/api/v1/tenants/{t}/namespaces/ns/actions/{action_name}")
     assert code == 200
-    assert action["spec"]["nodeName"] == "n1" and action["spec"]["podName"] == "p"
+    assert action["spec"]["nodeName"] == "n1" and action["spec"]["podName"] == "vm"
     assert action["spec"]["rebootAction"] == {"delayInSeconds": 5}
+    code, got = await call(http, "GET", f"{base}/vm")
     assert action["spec"]["podID"] == got["metadata"]["uid"]
     code, body = await call(http, "GET", "/api/v1/tenants/all/actions?fieldSelector=spec.nodeName%3Dn1")
     assert code == 200 and [a["metadata"]["name"] for a in body["items"]] == [action_name]

@@ -315,8 +315,11 @@ async def test_crud_patches_subresources_and_errors_as_api_errors(client):
     ok = await client.create_subresource(PODS, "p", "binding", {"target": {"kind": "Node", "name": "n1"}},
                                          tenant=t, namespace="ns")
     assert ok["status"] == "Success"
-    action = await client.create_subresource(PODS, "p", "action", {"kind": "CustomAction", "operation": "reboot",
-                                                                   "rebootParams": {"delayInSeconds": 1}},
+    vm = {"metadata": {"name": "vm"}, "spec": {"nodeName": "n1", "virtualMachine": {
+        "name": "vm", "image": "cirros", "keyPairName": "k"}}}
+    await client.create(PODS, vm, tenant=t, namespace="ns")
+    action = await client.create_subresource(PODS, "vm", "action", {"kind": "CustomAction", "operation": "reboot",
+                                                                    "rebootParams": {"delayInSeconds": 1}},
                                              tenant=t, namespace="ns")
     assert action["details"]["name"].startswith("reboot-")
 
