@@ -17,7 +17,13 @@ One agent per host (Arktos's unified agent).  It
 * relists the runtimes every `relist_interval` (kubelet's PLEG) so a
   container that exits on its own is noticed, and adopts at start what the
   runtimes already run, without restarting it;
-* performs VM Actions addressed to its node and writes their result back.
+* performs VM Actions addressed to its node and writes their result back;
+* records core/v1 Events as kubelet does (source.component "kubelet",
+  source.host the node): for each pod in its own tenant partition (Created,
+  Started, Killing, BackOff, Failed, the outcome of VM actions, and whatever the
+  runtimes report through their `events` sink, e.g. Pulling/Pulled), and for
+  the Node on the resource partition (Starting, NodeReady, ...).  Repeats bump
+  `count`, and a per-object spam filter caps what a crash loop can write.
 """
 
 from __future__ import annotations
@@ -39,11 +45,20 @@ from typing import Any, Protocol
 import orjson
 
 from arktos import __version__
-from arktos.agent.runtime import ContainerState, PodState, Runtime
+from arktos.agent.runtime import ContainerState, PodState, Runtime, RuntimeEvent
 from arktos.api.registry import ResourceInfo
 from arktos.api.resources import BUILTIN
 from arktos.api.tenancy import SYSTEM_TENANT
-from arktos.client import ALL_TENANTS, APIError, Client, ClusterConfig, Informer, TransportError, object_key
+from arktos.client import (
+    ALL_TENANTS,
+    APIError,
+    Client,
+    ClusterConfig,
+    EventRecorder,
+    Informer,
+    TransportError,
+    object_key,
+)
 
 __all__ = ["NODE_LEASE_NAMESPACE", "RUNTIME_LABELS", "NodeAgent", "NodeAgentOptions", "PodSource", "SharedParts",
            "make_runtime", "runtime_names"]
@@ -55,6 +70,16 @@ NODE_LEASE_NAMESPACE = "kube-node-lease"
 RUNTIME_LABELS = {"container": "arktos.io/runtime-container", "vm": "arktos.io/runtime-vm"}
 # The same Kubernetes minor the API server reports (kubectl compares them), plus our own version.
 AGENT_VERSION = f"v1.30.0+arktos.{__version__}"
+# Events say they come from "kubelet": the agent plays kubelet's part, and tools that read events
+# (kubectl describe, `--field-selector source=kubelet`, event exporters) look for that name.
+EVENT_COMPONENT = "kubelet"
+NORMAL, WARNING = "Normal", "Warning"
+# kubelet's node events for each condition status.
+_NODE_EVENTS = {("Ready", "True"): "NodeReady", ("Ready", "False"): "NodeNotReady",
+                ("MemoryPressure", "False"): "NodeHasSufficientMemory",
+                ("MemoryPressure", "True"): "NodeHasInsufficientMemory",
+                ("DiskPressure", "False"): "NodeHasNoDiskPressure", ("DiskPressure", "True"): "NodeHasDiskPressure",
+                ("PIDPressure", "False"): "NodeHasSufficientPID", ("PIDPressure", "True"): "NodeHasInsufficientPID"}
 
 
 def _info(group: str, plural: str) -> ResourceInfo:
@@ -254,6 +279,11 @@ class _PodWorker:
         self.restart_counts: dict[str, int] = {}
         self.last_terminated: dict[str, Obj] = {}
         self.synced_spec: bytes | None = None  # the spec the runtime was last asked to match
+        # container -> (container ID, restarts, state) last seen, to tell Created/Started; an adopted
+        # pod starts from what the runtime already runs, so an agent restart announces nothing new.
+        self.seen: dict[str, tuple[str, int, str]] = {}
+        for c in (agent.observed[self.uid].containers if self.uid in agent.observed else []):
+            self.seen[c.name] = (c.container_id, c.restart_count, c.state)
         self.task = asyncio.create_task(self._run(), name=f"pod-{self.key}")
 
     def update(self, pod: Obj) -> None:
@@ -264,6 +294,46 @@ class _PodWorker:
     @property
     def runtime(self) -> Runtime | None:
         return self.agent.runtimes.get(_kind(self.pod))
+
+    # -- events ---------------------------------------------------------------------------
+
+    def event(self, type_: str, reason: str, message: str, container: str = "") -> None:
+        """An Event about this pod, written to the server the pod came from (its tenant partition)."""
+        if self.origin is None:
+            return
+        meta = self.pod.get("metadata") or {}
+        ref = {"kind": "Pod", "apiVersion": "v1", "tenant": meta.get("tenant", ""),
+               "namespace": meta.get("namespace", ""), "name": meta.get("name", ""), "uid": self.uid}
+        if container:
+            ref["fieldPath"] = "spec.virtualMachine" if _kind(self.pod) == "vm" else f"spec.containers{{{container}}}"
+        self.agent.recorder(self.origin).event(ref, type_, reason, message)
+
+    def _what(self) -> str:
+        return "virtual machine" if _kind(self.pod) == "vm" else "container"
+
+    def _lifecycle_events(self, state: PodState) -> None:
+        """Created and Started, from what the runtime reports: a new container ID is a new instance
+        (a container restart), a higher restart count with the same ID a VM started again."""
+        what = self._what()
+        for c in state.containers:
+            prev = self.seen.get(c.name)
+            self.seen[c.name] = (c.container_id, c.restart_count, c.state)
+            if c.state == "waiting":
+                continue
+            if prev is None or (c.container_id and c.container_id != prev[0]):
+                self.event(NORMAL, "Created", f"Created {what} {c.name}", c.name)
+                self.event(NORMAL, "Started", f"Started {what} {c.name}", c.name)
+            elif c.restart_count > prev[1] or (prev[2] == "waiting" and c.state == "running"):
+                self.event(NORMAL, "Started", f"Started {what} {c.name}", c.name)
+
+    def _backoff_events(self, state: PodState) -> None:
+        policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        meta = self.pod.get("metadata") or {}
+        pod_desc = f"{meta.get('name', '')}_{meta.get('namespace', '')}({self.uid})"  # kubelet's format.Pod
+        for c in state.containers:
+            if c.state == "terminated" and _restarts(policy, c.exit_code) and c.name in self.backoff:
+                self.event(WARNING, "BackOff", f"Back-off restarting failed {self._what()} {c.name} in pod {pod_desc}",
+                           c.name)
 
     async def _run(self) -> None:
         try:
@@ -305,6 +375,7 @@ class _PodWorker:
             observed = agent.observed.get(self.uid)
             wait = self._restart_wait(observed) if observed else None
             if wait is not None and wait > 0:
+                self._backoff_events(observed)
                 await self._write_status(self._status(observed, crash_loop=True))
                 return min(wait, agent.options.sync_interval)
             spec_key = orjson.dumps(self.pod.get("spec") or {}, option=orjson.OPT_SORT_KEYS)
@@ -317,12 +388,21 @@ class _PodWorker:
                 for c in observed.containers if observed else []:
                     if c.state == "terminated":  # about to be restarted: the status keeps it as lastState
                         self.last_terminated[c.name] = _container_status(c)["state"]
-                state = await runtime.sync_pod(self.pod)
+                try:
+                    state = await runtime.sync_pod(self.pod)
+                except (APIError, TransportError):
+                    raise
+                except Exception as exc:
+                    # kubelet's "Failed" with the runtime's reason (ImageNotFound, InvalidVMSpec, ...).
+                    reason = getattr(exc, "reason", "") or type(exc).__name__
+                    self.event(WARNING, "Failed", f"Error: {reason}: {exc}")
+                    raise
                 self.synced_spec = spec_key
                 agent.observed[self.uid] = state
                 self._note_restarts(state)
             else:
                 state = observed
+            self._lifecycle_events(state)
             await self._write_status(self._status(state))
             return agent.options.sync_interval
         except (APIError, TransportError) as exc:
@@ -436,6 +516,10 @@ class _PodWorker:
         if grace is None:
             grace = spec.get("terminationGracePeriodSeconds", 30)
         if self.runtime is not None:
+            observed = self.agent.observed.get(self.uid)
+            for c in observed.containers if observed else []:
+                if c.state == "running":
+                    self.event(NORMAL, "Killing", f"Stopping {self._what()} {c.name}", c.name)
             await self.runtime.kill_pod(self.pod, int(grace))
         self.agent.observed.pop(self.uid, None)
         if self.origin is not None:
@@ -483,6 +567,11 @@ class NodeAgent:
         self.workers: dict[str, _PodWorker] = {}
         self.observed: dict[str, PodState] = {}  # uid -> what the runtime last said
         self.host_ip = _host_ip()
+        self._recorders: dict[int, EventRecorder] = {}  # id(client) -> its recorder: events go where the pod is
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        for rt in self.runtimes.values():
+            if hasattr(rt, "events"):  # a runtime that reports events (see arktos.agent.runtime.EventSink)
+                rt.events = self._runtime_event  # type: ignore[attr-defined]
         self._actions_running: set[str] = set()
         self._tasks: list[asyncio.Task] = []
         self._conditions: list[Obj] = []
@@ -490,6 +579,7 @@ class NodeAgent:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._event_loop = asyncio.get_running_loop()
         for rt in self.runtimes.values():
             await rt.start()
         for rt in self.runtimes.values():  # adoption: what already runs is not started again
@@ -497,6 +587,7 @@ class NodeAgent:
                 self.observed[state.uid] = state
         if self.observed:
             log.info("adopting %d pods the runtimes already run", len(self.observed))
+        self.recorder(self.client).event(self._node_ref(), NORMAL, "Starting", "Starting node agent.")
         await self._register()
         await self._renew_lease()
         self.pods.add_handler(on_add=self._pod_added, on_update=lambda _o, n: self._pod_added(n),
@@ -521,9 +612,50 @@ class NodeAgent:
         for rt in self.runtimes.values():
             with contextlib.suppress(Exception):
                 await rt.stop()
+        for rec in self._recorders.values():  # what is queued is written, unless the server is gone
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await rec.stop()
         if self._shared is None:  # shared clients belong to whoever shares them
             for c in {id(c): c for c in [self.client, *self.tenant_clients]}.values():
                 await c.close()
+
+    # -- events ---------------------------------------------------------------------------
+
+    def recorder(self, client: Client) -> EventRecorder:
+        """The event recorder writing to `client`'s server (one per partition the agent talks to)."""
+        rec = self._recorders.get(id(client))
+        if rec is None:
+            rec = self._recorders[id(client)] = EventRecorder(client, EVENT_COMPONENT, host=self.node)
+        return rec
+
+    def _node_ref(self) -> Obj:
+        # kubelet's node reference: the name doubles as UID, which is what `kubectl describe node` looks for.
+        return {"kind": "Node", "name": self.node, "uid": self.node}
+
+    def _runtime_event(self, event: RuntimeEvent) -> None:
+        """A runtime's EventSink: safe from any thread; events of pods without a worker are dropped."""
+        loop = self._event_loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:
+            self._pod_event(event)
+        else:
+            loop.call_soon_threadsafe(self._pod_event, event)
+
+    def _pod_event(self, event: RuntimeEvent) -> None:
+        worker = self.workers.get(event.pod_uid)
+        if worker is None:
+            log.debug("event %s for pod %s that has no worker: dropped", event.reason, event.pod_uid)
+            return
+        try:
+            worker.event(event.type, event.reason, event.message, event.container)
+        except ValueError as exc:  # a bad type from a runtime must not break the caller
+            log.warning("runtime event %s: %s", event.reason, exc)
 
     async def _loop(self, fn: Callable[[], Any], interval: float) -> None:
         while True:
@@ -562,6 +694,10 @@ class NodeAgent:
         for type_, status, reason, message in want:
             prev = old.get(type_)
             since = prev["lastTransitionTime"] if prev and prev.get("status") == status else now
+            if (prev is None or prev.get("status") != status) and (type_, status) in _NODE_EVENTS:
+                what = _NODE_EVENTS[(type_, status)]
+                self.recorder(self.client).event(self._node_ref(), NORMAL, what,
+                                                 f"Node {self.node} status is now: {what}")
             out.append({"type": type_, "status": status, "reason": reason, "message": message,
                         "lastHeartbeatTime": now, "lastTransitionTime": since})
         self._conditions = out
@@ -715,6 +851,8 @@ class NodeAgent:
                     result = {"complete": True, "error": str(exc)}
             result = {"podName": spec.get("podName", ""), "podID": spec.get("podID", ""), **result}
             result.setdefault("complete", True)
+            if pod is not None and (worker := self.workers.get(pod["metadata"].get("uid", ""))) is not None:
+                _action_event(worker, meta["name"], spec, result)
             origin = self.actions.origin(key) or self.tenant_clients[0]
             for attempt in range(5):
                 try:
@@ -729,6 +867,23 @@ class NodeAgent:
                     await asyncio.sleep(1 + attempt)
         finally:
             self._actions_running.discard(key)
+
+
+def _action_event(worker: _PodWorker, name: str, spec: Obj, result: Obj) -> None:
+    """The outcome of a VM action as an event on its pod, so `kubectl describe pod` tells the story."""
+    vm = ((worker.pod.get("spec") or {}).get("virtualMachine") or {}).get("name", "")
+    if result.get("error"):
+        op = name.rsplit("-", 1)[0] or "VM"
+        worker.event(WARNING, "ActionFailed", f"{op} action {name} failed: {result['error']}", vm)
+    elif "rebootStatus" in result:
+        worker.event(NORMAL, "Rebooted", f"Virtual machine {vm} rebooted (action {name})", vm)
+    elif "snapshotStatus" in result:
+        sid = (result.get("snapshotStatus") or {}).get("snapshotID", "")
+        worker.event(NORMAL, "SnapshotCreated", f"Snapshot {sid} of virtual machine {vm} taken (action {name})", vm)
+    elif "restoreStatus" in result:
+        sid = (spec.get("restoreAction") or {}).get("snapshotID", "")
+        worker.event(NORMAL, "SnapshotRestored", f"Virtual machine {vm} restored to snapshot {sid} (action {name})",
+                     vm)
 
 
 def _host_ip() -> str:

@@ -10,6 +10,7 @@ restart, re-syncs whatever the runtime still runs (adoption).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +49,34 @@ class PodState:
     # VM pods: the status.virtualMachineStatus fields (name, virtualMachineId, imageId, state,
     # powerState, ready, restartCount, resources).
     vm_status: Obj | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeEvent:
+    """Something a runtime did to a pod that its owner should see in `kubectl get events`.
+
+    The agent sees what a runtime reports as state and turns that into Created,
+    Started, Killing, BackOff and Failed itself; a runtime reports what only it
+    sees happen, and while it happens: an image pull (Pulling before a slow pull,
+    then Pulled or Failed), a VM paused, resumed or saved.  The agent writes it
+    as a core/v1 Event on the pod in the pod's own tenant partition, with the
+    container as `involvedObject.fieldPath`."""
+
+    pod_uid: str
+    reason: str  # CamelCase, kubelet's words where there are some: Pulling, Pulled, Failed, BackOff
+    message: str
+    type: str = "Normal"  # or "Warning"
+    container: str = ""  # "" = the pod as a whole
+
+
+# How a runtime reports events.  A runtime that has any has an attribute `events: EventSink` (a no-op
+# until the agent sets it); it may be called from any thread (the libvirt runtime works in threads),
+# never blocks, and never raises.
+EventSink = Callable[[RuntimeEvent], None]
+
+
+def discard_events(event: RuntimeEvent) -> None:
+    """The sink a runtime has before an agent connects it (and in tests without an agent)."""
 
 
 class NotSupported(Exception):

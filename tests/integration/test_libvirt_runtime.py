@@ -11,13 +11,16 @@ arktos/agent/runtimes/libvirt.py.
 from __future__ import annotations
 
 import base64
+import json
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
 import libvirt
 import pytest
 
-from arktos.agent.runtime import Runtime
+from arktos.agent.runtime import Runtime, RuntimeEvent
 from arktos.agent.runtimes.libvirt import LibvirtRuntime, VMError
 
 URI = "test:///default"
@@ -65,6 +68,8 @@ async def test_runtime_protocol_and_capacity(rt: LibvirtRuntime) -> None:
 async def test_vm_pod_lifecycle(rt: LibvirtRuntime, tmp_path: Path) -> None:
     pod = vm_pod()
     uid = pod["metadata"]["uid"]
+    events: list[RuntimeEvent] = []
+    rt.events = events.append  # what the agent turns into the pod's Events
     st = await rt.sync_pod(pod)
     assert (st.uid, st.namespace, st.name, st.tenant) == (uid, "ns1", "vmpod", "t1")
     [c] = st.containers
@@ -139,6 +144,11 @@ async def test_vm_pod_lifecycle(rt: LibvirtRuntime, tmp_path: Path) -> None:
     st = await rt.sync_pod(pod)
     assert st.vm_status is not None and st.vm_status["powerState"] == "running"
     assert st.vm_status["restartCount"] == 1 and st.containers[0].restart_count == 1
+    assert [(e.reason, e.type) for e in events] == [
+        ("Paused", "Normal"), ("Resumed", "Normal"), ("Suspended", "Normal"), ("ShuttingDown", "Normal"),
+        ("Restarting", "Warning")]
+    assert all(e.pod_uid == uid and e.container == "vm1" for e in events)
+    assert "powered off: starting it again (restart 1, restartPolicy Always)" in events[-1].message
 
     # Adoption: a new runtime (as after an agent restart) finds the domain as the pod.
     rt2 = LibvirtRuntime(URI, image_dir=tmp_path / "images", state_dir=tmp_path / "vms")
@@ -148,6 +158,8 @@ async def test_vm_pod_lifecycle(rt: LibvirtRuntime, tmp_path: Path) -> None:
     p = adopted[uid]
     assert (p.namespace, p.name, p.tenant) == ("ns1", "vmpod", "t1")
     assert p.containers[0].name == "vm1" and p.vm_status is not None and p.vm_status["powerState"] == "running"
+    # The restart count lives in the domain's metadata, not in the runtime's memory: it survives.
+    assert p.vm_status["restartCount"] == 1 and p.containers[0].restart_count == 1
     # The test driver's own "test" domain is not ours.
     assert all(q.uid for q in adopted.values())
 
@@ -207,11 +219,15 @@ async def test_missing_key_pair_is_a_clear_error(rt: LibvirtRuntime) -> None:
     assert ei.value.reason == "KeyPairNotFound"
 
 
-async def test_base_image_lookup_for_real_hypervisors(rt: LibvirtRuntime, tmp_path: Path) -> None:
+def test_base_image_lookup_for_real_hypervisors(tmp_path: Path) -> None:
     """The image is a file in image_dir (no downloads); a missing one is ImageNotFound."""
+    rt = LibvirtRuntime(URI, image_dir=tmp_path / "images", state_dir=tmp_path / "vms")  # no connection needed
     images = tmp_path / "images"
     images.mkdir()
-    (images / "cirros.qcow2").write_bytes(b"QFI\xfb" + b"\0" * 100)
+    if shutil.which("qemu-img"):  # it checks the base: give it a real (empty) qcow2
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(images / "cirros.qcow2"), "1M"], check=True)
+    else:  # without qemu-img the runtime copies a qcow2 base: any bytes with the magic do
+        (images / "cirros.qcow2").write_bytes(b"QFI\xfb" + b"\0" * 100)
     base = rt._find_image("docker.io/library/cirros:0.6")
     assert base == images / "cirros.qcow2"
     with pytest.raises(VMError, match="image 'ubuntu' not found") as ei:
@@ -219,3 +235,7 @@ async def test_base_image_lookup_for_real_hypervisors(rt: LibvirtRuntime, tmp_pa
     assert ei.value.reason == "ImageNotFound"
     overlay = rt._overlay(base, tmp_path / "disk.qcow2")
     assert overlay.read_bytes()[:4] == b"QFI\xfb"
+    if shutil.which("qemu-img"):  # a copy-on-write overlay, not a copy
+        info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)], check=True,
+                                         capture_output=True, text=True).stdout)
+        assert info["backing-filename"] == str(base.resolve()) and info["backing-filename-format"] == "qcow2"

@@ -259,6 +259,39 @@ async def test_an_exited_container_is_restarted_with_backoff(apiserver, tmp_path
             await eventually(lambda: status(2), 10, "the second restart, after the back-off")
             assert time.monotonic() - crashed >= 1.5
             assert runtime.restarts == 2
+
+            # The story as events on the pod, from "kubelet" on this node: every start of the container
+            # is one Created and one Started Event whose count grows, not a new object each time.
+            async def story():
+                _, evs = await call(http, "GET", f"/api/v1/namespaces/{ns}/events")
+                by_reason = {e["reason"]: e for e in evs["items"] if e["involvedObject"].get("uid") == uid}
+                ok = by_reason.get("Started", {}).get("count") == 3 and "BackOff" in by_reason
+                return (by_reason, evs["items"]) if ok else None
+
+            by_reason, items = await eventually(story, 10, "Created, Started x3 and BackOff events")
+            assert len([e for e in items if e["reason"] == "Started"]) == 1
+            assert by_reason["Created"]["count"] == 3 and by_reason["Created"]["message"] == "Created container c"
+            assert by_reason["Pulled"]["message"] == 'Container image "x" already present on machine'  # the runtime's
+            backoff = by_reason["BackOff"]
+            assert backoff["type"] == "Warning" and backoff["involvedObject"]["fieldPath"] == "spec.containers{c}"
+            assert backoff["message"] == f"Back-off restarting failed container c in pod p_{ns}({uid})"
+            for e in by_reason.values():
+                assert e["source"] == {"component": "kubelet", "host": node}
+                assert e["involvedObject"]["kind"] == "Pod" and e["involvedObject"]["name"] == "p"
+            # Deleting the pod gracefully: Killing.
+            await call(http, "DELETE", f"/api/v1/namespaces/{ns}/pods/p")
+
+            async def killing():
+                _, evs = await call(http, "GET", f"/api/v1/namespaces/{ns}/events?fieldSelector=reason%3DKilling")
+                return evs["items"]
+
+            (kill,) = await eventually(killing, 10, "a Killing event")
+            assert kill["message"] == "Stopping container c" and kill["involvedObject"]["uid"] == uid
+            # The node's own events, on the node's server: Starting and the conditions it reports.
+            _, evs = await call(http, "GET", f"/api/v1/namespaces/default/events?fieldSelector="
+                                             f"involvedObject.kind%3DNode,involvedObject.name%3D{node}")
+            assert {"Starting", "NodeReady", "NodeHasSufficientMemory"} <= {e["reason"] for e in evs["items"]}
+            assert all(e["involvedObject"]["uid"] == node for e in evs["items"])  # what kubectl describe node asks
             await call(http, "DELETE", f"/api/v1/namespaces/{ns}")
     finally:
         await agent_.stop()

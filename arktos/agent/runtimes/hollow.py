@@ -24,7 +24,13 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from arktos.agent.runtime import ContainerState, PodState
+from arktos.agent.runtime import (
+    ContainerState,
+    EventSink,
+    PodState,
+    RuntimeEvent,
+    discard_events,
+)
 
 __all__ = ["HollowRuntime"]
 
@@ -63,6 +69,9 @@ class HollowRuntime:
         self._snapshots: dict[str, str] = {}  # snapshot ID -> pod uid
         self._next_ip = 0
         self.restarts = 0  # restarts done, for tests
+        # Reports what a real runtime reports for a pre-pulled image, so hollow nodes write the
+        # same events (and the same API load) as real ones.
+        self.events: EventSink = discard_events
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -134,6 +143,8 @@ class HollowRuntime:
         for c in spec.get("containers") or []:
             cs = have.get(c.get("name", ""))
             if cs is None:
+                self.events(RuntimeEvent(state.uid, "Pulled", f'Container image "{c.get("image", "")}" already '
+                                         "present on machine", container=c.get("name", "")))
                 cs = ContainerState(
                     name=c.get("name", ""),
                     state="running",

@@ -70,7 +70,14 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from arktos.agent.runtime import ContainerState, Obj, PodState
+from arktos.agent.runtime import (
+    ContainerState,
+    EventSink,
+    Obj,
+    PodState,
+    RuntimeEvent,
+    discard_events,
+)
 from arktos.agent.runtimes._domain_xml import (
     METADATA_NS,
     METADATA_PREFIX,
@@ -134,6 +141,13 @@ def _first(obj: Obj, *keys: str) -> Any:
     return None
 
 
+def _int(text: str | None) -> int:
+    try:
+        return max(0, int(text or 0))
+    except ValueError:
+        return 0
+
+
 def _quiet(_ctx: Any, _err: Any) -> None:
     """libvirt prints every error to stderr by default; we raise or report them ourselves."""
 
@@ -159,8 +173,14 @@ class LibvirtRuntime:
         self.key_dir = Path(key_dir) if key_dir is not None else self.state_dir / "keypairs"
         self._conn = conn
         self._domain_type = ""
-        self._restarts: dict[str, int] = {}
         self._shutdown_since: dict[str, float] = {}
+        self.events: EventSink = discard_events  # the agent connects it: power changes show as pod events
+
+    def _emit(self, vm: VMSpec, reason: str, message: str, type_: str = "Normal") -> None:
+        try:
+            self.events(RuntimeEvent(vm.uid, reason, message, type_, vm.name))
+        except Exception:  # an event is never worth failing a VM operation for
+            log.exception("reporting event %s for %s", reason, vm.domain_name)
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -314,34 +334,45 @@ class LibvirtRuntime:
         if vm.power_spec == "Running":
             if state == _PAUSED:
                 dom.resume()
+                self._emit(vm, "Resumed", f"Resumed virtual machine {vm.name} (powerSpec Running)")
             elif state == _PMSUSPENDED:
                 dom.pMWakeup()
+                self._emit(vm, "Resumed", f"Woke virtual machine {vm.name} up (powerSpec Running)")
             elif state in (_SHUTOFF, _CRASHED, _NOSTATE):
                 self._start_if_allowed(dom, vm, state)
         elif vm.power_spec == "Paused":
             if state in (_SHUTOFF, _NOSTATE):
                 dom.create()  # the test driver refuses VIR_DOMAIN_START_PAUSED: start, then pause
                 dom.suspend()
+                self._emit(vm, "Paused", f"Started virtual machine {vm.name} paused (powerSpec Paused)")
             elif state in (_RUNNING, _BLOCKED):
                 dom.suspend()
+                self._emit(vm, "Paused", f"Paused virtual machine {vm.name} (powerSpec Paused)")
         elif vm.power_spec == "Suspended":
             if state in (_RUNNING, _BLOCKED, _PAUSED):
                 try:
                     dom.managedSave()
+                    self._emit(vm, "Suspended", f"Saved virtual machine {vm.name} to disk (powerSpec Suspended)")
                 except libvirt.libvirtError as e:
                     log.warning("managed save of %s failed (%s); pausing it instead", vm.domain_name, e)
                     if state != _PAUSED:
                         dom.suspend()
+                    self._emit(vm, "SuspendFailed", f"Saving virtual machine {vm.name} failed ({e}): paused it",
+                               "Warning")
         elif vm.power_spec == "Shutdown":
-            self._record_power(dom, "Shutdown")
+            self._set_meta(dom, powerSpec="Shutdown")
             if state == _PAUSED:
                 dom.destroy()  # a paused guest cannot react to ACPI
+                self._emit(vm, "ShutDown", f"Powered paused virtual machine {vm.name} off (powerSpec Shutdown)")
             elif state in (_RUNNING, _BLOCKED, _SHUTDOWN):
                 since = self._shutdown_since.setdefault(uid, time.monotonic())
                 if time.monotonic() - since > SHUTDOWN_TIMEOUT:
                     dom.destroy()
+                    self._emit(vm, "ExceededGracePeriod", f"Virtual machine {vm.name} did not power off within "
+                               f"{SHUTDOWN_TIMEOUT:.0f}s of the ACPI request: powered it off", "Warning")
                 elif state != _SHUTDOWN:
                     dom.shutdown()
+                    self._emit(vm, "ShuttingDown", f"Asked virtual machine {vm.name} to shut down (powerSpec Shutdown)")
             if dom.state()[0] in (_SHUTOFF, _CRASHED):
                 self._shutdown_since.pop(uid, None)
 
@@ -353,23 +384,29 @@ class LibvirtRuntime:
             dom.create()  # resumes from the managed save: not a restart
             return
         # Powered off because the pod asked (powerSpec Shutdown): starting again is no restart.
-        asked = (self._meta(dom) or {}).get("powerSpec") == "Shutdown"
+        meta = self._meta(dom) or {}
+        asked = meta.get("powerSpec") == "Shutdown"
+        restarts = _int(meta.get("restartCount"))
         if not newly_defined and not asked:
             if vm.shutdown_behavior == "terminate" or vm.restart_policy == "Never":
                 return
             if vm.restart_policy == "OnFailure" and state != _CRASHED:
                 return
-            self._restarts[vm.uid] = self._restarts.get(vm.uid, 0) + 1
+            restarts += 1
+            why = "crashed" if state == _CRASHED else "powered off"
+            self._emit(vm, "Restarting", f"Virtual machine {vm.name} {why}: starting it again (restart {restarts}, "
+                       f"restartPolicy {vm.restart_policy})", "Warning")
         dom.create()
-        self._record_power(dom, "Running")
+        self._set_meta(dom, powerSpec="Running", restartCount=str(restarts))
 
-    def _record_power(self, dom: Any, power: str) -> None:
-        """Remember in the domain's metadata which powerSpec we last applied, so a later
-        start after a requested Shutdown is not mistaken for a restart (also across agent restarts)."""
+    def _set_meta(self, dom: Any, **fields: str) -> None:
+        """Keep state in the domain's own metadata, so it outlives the agent process: the powerSpec last
+        applied (a start after a requested Shutdown is no restart) and the restart count (what
+        virtualMachineStatus.restartCount and the pod's restartCount report after an agent restart)."""
         meta = self._meta(dom)
-        if meta is None or meta.get("powerSpec") == power:
+        if meta is None or all(meta.get(k) == v for k, v in fields.items()):
             return
-        meta["powerSpec"] = power
+        meta.update(fields)
         body = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in meta.items())
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
         if dom.isActive():
@@ -410,7 +447,7 @@ class LibvirtRuntime:
         else:
             power, vm_state, cstate, reason = "nostate", "Building", "waiting", "Creating"
         ready = power == "running"
-        restarts = self._restarts.get(uid, 0)
+        restarts = _int(meta.get("restartCount"))
         cpu, memory = str(info[3]), format_bytes(int(info[1]) * 1024)
         image = meta.get("image", "")
         image_id = meta.get("imageId", "") or image
@@ -492,7 +529,6 @@ class LibvirtRuntime:
             except libvirt.libvirtError as e:
                 if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
-        self._restarts.pop(uid, None)
         self._shutdown_since.pop(uid, None)
         await asyncio.to_thread(shutil.rmtree, self.pod_dir(uid), True)
 
