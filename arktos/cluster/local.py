@@ -4,6 +4,18 @@ Each component is its own detached process with its own log under the state
 directory, so the cluster outlives the command and `arktos up` on a running
 cluster only checks it.  Starting is idempotent per component: whatever is
 already running (and healthy) is left alone, so a half-started cluster resumes.
+
+Every component reads a configuration file rendered from `templates/` (the
+files the Ansible roles render too) into STATE/config, and is started as
+`arktos <component> --config FILE`; only what cannot be a template value stays
+on the command line.  The components are:
+
+    etcd, apiserver, controller-manager,
+    node-agent, node-agent-2, ...      real node agents (--node-agents N), node names NAME, NAME-2, ...
+    scheduler,
+    hollow-nodes                       N hollow nodes in one process (--hollow-nodes N)
+
+How `up` reports is a `Progress`: plain lines here, a richer display in the CLI.
 """
 
 from __future__ import annotations
@@ -20,15 +32,46 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from arktos.cluster import render
-from arktos.cluster.etcd import INSTALL_HINT, EtcdNotFound, etcd_command, find_etcd
+from arktos.cluster.etcd import INSTALL_HINT, EtcdNotFound, find_etcd
 from arktos.cluster.pki import ClusterPKI
 from arktos.cluster.supervisor import Process
+
+HOLLOW_LABEL = "arktos.io/hollow-node"  # as arktos.kubemark.hollow, which this module does not import
+HOLLOW_PREFIX = "hollow-node-"
+HOLLOW_USER = "system:hollow-nodes"
+HOLLOW_BINDING = "arktos:hollow-nodes"
+CLUSTER_NAME = "arktos-local"
 
 
 class UpError(RuntimeError):
     """A component did not come up; the message names its log."""
+
+
+class Progress:
+    """How `up` tells what it does: phases that begin and end, and notes.
+
+    This one prints a plain line per finished phase (what scripts and tests
+    read); the CLI puts a spinner and check marks on top for terminals.
+    """
+
+    def __init__(self, echo: Callable[[str], None] = print) -> None:
+        self.echo = echo
+
+    def begin(self, title: str) -> None:
+        """A phase starts (e.g. "Starting etcd"); a display may show it while it runs."""
+
+    def end(self, summary: str) -> None:
+        """The phase went well; `summary` says what happened (e.g. "started etcd (pid 1) in 0.3s")."""
+        self.echo(f"  {summary}")
+
+    def fail(self) -> None:
+        """The phase failed; the caller reports why."""
+
+    def note(self, message: str) -> None:
+        self.echo(f"  {message}")
 
 
 @dataclass
@@ -43,6 +86,8 @@ class Component:
     client_cert: tuple[Path, Path] | None = None
     # For components without a health port: a check on what the health URL answers.
     judge: Callable[[bytes], bool] | None = None
+    title: str = ""  # what the progress display says while it starts
+    prepare: Callable[[], None] | None = None  # done (with the API server up) before it starts
 
     def healthy(self, timeout: float = 1.0) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
@@ -63,102 +108,100 @@ class LocalCluster:
     apiserver_port: int = 6443
     echo: Callable[[str], None] = print
     node_name: str = field(default_factory=lambda: socket.gethostname().lower())
-    runtimes: str = "auto"  # or a --runtimes list for the node agent
+    runtimes: str = "auto"  # or a --runtimes list for the node agents
+    node_agents: int = 1
+    hollow_nodes: int = 0
+    tenant: str = ""  # a tenant `up` makes ready, with its admin's kubeconfig ("" for none)
+    node_agent_base_port: int = 10250
+    progress: Progress | None = None
     components: list[Component] = field(init=False)
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.expanduser().resolve()
-        run, logs = self.state_dir / "run", self.state_dir / "logs"
+        if self.progress is None:
+            self.progress = Progress(self.echo)
+        self.run_dir, self.log_dir = self.state_dir / "run", self.state_dir / "logs"
+        self.config_dir = self.state_dir / "config"
         self.kubeconfig = self.state_dir / "admin.kubeconfig"
         self.pki = ClusterPKI(self.state_dir / "pki")
         self.cm_kubeconfig = self.state_dir / "controller-manager.kubeconfig"
         self.scheduler_kubeconfig = self.state_dir / "scheduler.kubeconfig"
-        self.node_kubeconfig = self.state_dir / "node-agent.kubeconfig"
-        lease_url = f"https://127.0.0.1:{self.apiserver_port}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
+        self.hollow_kubeconfig = self.state_dir / "hollow-nodes.kubeconfig"
+        lease_url = f"{self.server}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
         admin_pair = (self.pki.admin.cert, self.pki.admin.key)
         self.components = [
-            Component(
-                "etcd",
-                lambda: etcd_command(find_etcd(), str(self.state_dir / "etcd"), self.etcd_port, self.etcd_peer_port),
-                self.etcd_port,
-                f"http://127.0.0.1:{self.etcd_port}/health",
-                Process("etcd", run),
-                logs / "etcd.log",
-            ),
-            Component(
-                "apiserver",
-                lambda: [sys.executable, "-m", "arktos", "apiserver",
-                         "--etcd-servers", f"http://127.0.0.1:{self.etcd_port}",
-                         "--bind-address", "127.0.0.1", "--secure-port", str(self.apiserver_port),
-                         "--tls-cert-file", str(self.pki.apiserver.cert),
-                         "--tls-private-key-file", str(self.pki.apiserver.key),
-                         "--client-ca-file", str(self.pki.ca.cert),
-                         "--requestheader-client-ca-file", str(self.pki.front_proxy_ca.cert),
-                         "--requestheader-allowed-names", "front-proxy-client",
-                         "--service-account-key-file", str(self.pki.sa_pub), "--v", "2"],
-                self.apiserver_port,
-                f"https://127.0.0.1:{self.apiserver_port}/readyz",
-                Process("apiserver", run),
-                logs / "apiserver.log",
-                self.pki.ca.cert,
-            ),
-            Component(
-                "controller-manager",
-                lambda: [sys.executable, "-m", "arktos", "controller-manager",
-                         "--kubeconfig", str(self.cm_kubeconfig),
-                         "--service-account-private-key-file", str(self.pki.sa_key),
-                         "--root-ca-file", str(self.pki.ca.cert), "--v", "2"],
-                None,
-                # Healthy when it leads: its lease is held and was renewed lately.
-                lease_url + "arktos-controller-manager",
-                Process("controller-manager", run),
-                logs / "controller-manager.log",
-                self.pki.ca.cert,
-                admin_pair,
-                _lease_fresh,
-            ),
-            Component(
-                "node-agent",
-                lambda: [sys.executable, "-m", "arktos", "node-agent",
-                         "--kubeconfig", str(self.node_kubeconfig), "--node-name", self.node_name,
-                         "--runtimes", self.chosen_runtimes(), "--root-dir", str(self.state_dir / "node-agent"),
-                         "--v", "2"],
-                None,
-                # Healthy when its Node says Ready.
-                f"https://127.0.0.1:{self.apiserver_port}/api/v1/nodes/{self.node_name}",
-                Process("node-agent", run),
-                logs / "node-agent.log",
-                self.pki.ca.cert,
-                admin_pair,
-                _node_ready,
-            ),
-            Component(
-                "scheduler",
-                lambda: [sys.executable, "-m", "arktos", "scheduler",
-                         "--kubeconfig", str(self.scheduler_kubeconfig), "--v", "2"],
-                None,
-                lease_url + "kube-scheduler",
-                Process("scheduler", run),
-                logs / "scheduler.log",
-                self.pki.ca.cert,
-                admin_pair,
-                _lease_fresh,
-            ),
+            Component("etcd", lambda: [find_etcd(), "--config-file", str(self.config_file("etcd"))],
+                      self.etcd_port, f"http://127.0.0.1:{self.etcd_port}/health", self._process("etcd"),
+                      self._log("etcd"), title="Starting etcd"),
+            Component("apiserver", lambda: self._arktos("apiserver"), self.apiserver_port, f"{self.server}/readyz",
+                      self._process("apiserver"), self._log("apiserver"), self.pki.ca.cert,
+                      title="Starting the API server"),
+            # Healthy when it leads: its lease is held and was renewed lately.
+            Component("controller-manager", lambda: self._arktos("controller-manager"), None,
+                      lease_url + "arktos-controller-manager", self._process("controller-manager"),
+                      self._log("controller-manager"), self.pki.ca.cert, admin_pair, _lease_fresh,
+                      title="Starting the controller manager"),
+            *(self._node_agent(i, admin_pair) for i in range(1, self.node_agents + 1)),
+            Component("scheduler", lambda: self._arktos("scheduler"), None, lease_url + "kube-scheduler",
+                      self._process("scheduler"), self._log("scheduler"), self.pki.ca.cert, admin_pair,
+                      _lease_fresh, title="Starting the scheduler"),
         ]
+        if self.hollow_nodes:
+            count = self.hollow_nodes
+            self.components.append(Component(
+                "hollow-nodes", lambda: self._arktos("hollow-nodes"), None,
+                f"{self.server}/api/v1/nodes?labelSelector={HOLLOW_LABEL}%3Dtrue", self._process("hollow-nodes"),
+                self._log("hollow-nodes"), self.pki.ca.cert, admin_pair,
+                lambda body: _ready_nodes(body, HOLLOW_PREFIX) >= count,
+                title=f"Starting {count} hollow node{'s' if count > 1 else ''}", prepare=self._bind_hollow_nodes))
+
+    # -- the components ---------------------------------------------------------------------
+
+    def _process(self, name: str) -> Process:
+        return Process(name, self.run_dir)
+
+    def _log(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def config_file(self, name: str) -> Path:
+        return self.config_dir / f"{name}.yaml"
+
+    def _arktos(self, name: str, command: str | None = None) -> list[str]:
+        """`arktos <command> --config STATE/config/<name>.yaml`: everything else is in the file."""
+        return [sys.executable, "-m", "arktos", command or name, "--config", str(self.config_file(name))]
+
+    def agent_names(self) -> list[str]:
+        """The real node agents' node names: this host's name, then NAME-2, NAME-3, ..."""
+        return [self.node_name if i == 1 else f"{self.node_name}-{i}" for i in range(1, self.node_agents + 1)]
 
     @staticmethod
-    def saved_choices(state_dir: Path) -> dict[str, str]:
+    def agent_component(i: int) -> str:
+        return "node-agent" if i == 1 else f"node-agent-{i}"
+
+    def _node_agent(self, i: int, admin_pair: tuple[Path, Path]) -> Component:
+        name, node = self.agent_component(i), self.agent_names()[i - 1]
+        return Component(name, lambda: self._arktos(name, "node-agent"), None,
+                         # Healthy when its Node says Ready.
+                         f"{self.server}/api/v1/nodes/{node}", self._process(name), self._log(name),
+                         self.pki.ca.cert, admin_pair, _node_ready, title=f"Starting the node agent of {node}")
+
+    # -- choices that stick ----------------------------------------------------------------
+
+    @staticmethod
+    def saved_choices(state_dir: Path) -> dict[str, Any]:
         try:
             return json.loads((state_dir.expanduser() / "cluster.json").read_text())
         except (OSError, ValueError):
             return {}
 
     def save_choices(self) -> None:
-        render.write(self.state_dir / "cluster.json",
-                     json.dumps({"node_name": self.node_name, "runtimes": self.runtimes}) + "\n")
+        render.write(self.state_dir / "cluster.json", json.dumps({
+            "etcd_port": self.etcd_port, "apiserver_port": self.apiserver_port, "node_name": self.node_name,
+            "runtimes": self.runtimes, "node_agents": self.node_agents,
+            "hollow_nodes": self.hollow_nodes, "tenant": self.tenant}) + "\n")
 
     def chosen_runtimes(self) -> str:
-        """The node agent's runtimes: what the user asked for, or the real ones found here.
+        """The node agents' runtimes: what the user asked for, or the real ones found here.
 
         With none found the node runs hollow (simulated) pods, and `up` says so plainly.
         """
@@ -177,42 +220,84 @@ class LocalCluster:
         except EtcdNotFound:
             raise UpError(f"etcd is not installed: {INSTALL_HINT}") from None
 
+    # -- up ------------------------------------------------------------------------------------
+
     def up(self, timeout: float = 30.0) -> bool:
         """Bring every component up; returns False if everything was already running."""
+        progress = self.progress
+        assert progress is not None
         self.check_prerequisites()
         if self.runtimes == "auto":
             found, missing = detect_runtimes()
             if not found:
-                self.echo("no workload runtime on this machine: the node runs hollow (simulated) pods")
+                progress.note("no workload runtime on this machine: the node runs hollow (simulated) pods")
             for line in missing:
-                self.echo(f"  missing {line}")
+                progress.note(f"missing {line}")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.save_choices()
+        progress.begin("Generating certificates")
         changed = bool(self.pki.ensure(["localhost", "127.0.0.1"]))
-        if changed:
-            self.echo(f"created the cluster's certificates in {self.pki.dir}")
+        progress.end(f"created the cluster's certificates in {self.pki.dir}" if changed
+                     else f"certificates in {self.pki.dir} are in place")
+        progress.begin("Writing kubeconfigs and configuration files")
         self.write_kubeconfigs()
+        self.write_configs()
+        progress.end(f"kubeconfigs in {self.state_dir}, component configuration in {self.config_dir}")
+        changed |= self._stop_unwanted()
         for comp in self.components:
-            pid = comp.process.pid()
-            if pid is not None and comp.healthy():
-                self.echo(f"{comp.name} is already running (pid {pid})")
-                continue
-            if pid is not None:
-                # Running but unhealthy: give it a moment, then replace it.
-                if self._wait_healthy(comp, 5.0):
-                    self.echo(f"{comp.name} is already running (pid {pid})")
-                    continue
-                comp.process.stop()
-            self._ensure_port_free(comp)
-            started = time.monotonic()
-            pid = comp.process.start(comp.argv(), comp.log)
-            if not self._wait_healthy(comp, timeout):
-                raise UpError(f"{comp.name} did not become healthy within {timeout:.0f}s; see {comp.log}\n"
-                              + _tail(comp.log))
-            where = f", port {comp.port}" if comp.port else ""
-            self.echo(f"started {comp.name} (pid {pid}{where}) in {time.monotonic() - started:.1f}s")
-            changed = True
+            progress.begin(comp.title or f"Starting {comp.name}")
+            try:
+                changed |= self._ensure(comp, timeout)
+            except BaseException:
+                progress.fail()
+                raise
+        if self.tenant:
+            progress.begin(f"Making tenant {self.tenant} ready")
+            try:
+                made, path = self.ensure_tenant(self.tenant, timeout)
+            except BaseException:
+                progress.fail()
+                raise
+            changed |= made
+            progress.end(f"tenant {self.tenant} is ready; its admin's kubeconfig is {path}")
         return changed
+
+    def _ensure(self, comp: Component, timeout: float) -> bool:
+        """Start `comp` unless it already runs healthy; True if it was started."""
+        assert self.progress is not None
+        pid = comp.process.pid()
+        if pid is not None and (comp.healthy() or self._wait_healthy(comp, 5.0)):
+            # Running but unhealthy for a moment (say, just restarted) gets the benefit of the doubt.
+            self.progress.end(f"{comp.name} is already running (pid {pid})")
+            return False
+        if pid is not None:
+            comp.process.stop()
+        self._ensure_port_free(comp)
+        if comp.prepare is not None:
+            comp.prepare()
+        started = time.monotonic()
+        pid = comp.process.start(comp.argv(), comp.log)
+        if not self._wait_healthy(comp, timeout):
+            why = "exited" if comp.process.pid() is None else f"did not become healthy within {timeout:.0f}s"
+            raise UpError(f"{comp.name} {why}; see {comp.log}\n" + _tail(comp.log))
+        where = f", port {comp.port}" if comp.port else ""
+        self.progress.end(f"started {comp.name} (pid {pid}{where}) in {time.monotonic() - started:.1f}s")
+        return True
+
+    def _stop_unwanted(self) -> bool:
+        """Stop what an earlier `up` started and this one does not want (fewer node agents, no hollow nodes)."""
+        assert self.progress is not None
+        stopped = False
+        for proc in self.stray_processes():
+            if proc.stop():
+                self.progress.note(f"stopped {proc.name}: this cluster no longer has it")
+                stopped = True
+        return stopped
+
+    def stray_processes(self) -> list[Process]:
+        """PID files in the run directory of no current component."""
+        known = {c.name for c in self.components}
+        return [Process(p.stem, self.run_dir) for p in sorted(self.run_dir.glob("*.pid")) if p.stem not in known]
 
     def _ensure_port_free(self, comp: Component) -> None:
         if comp.port is None:
@@ -232,25 +317,126 @@ class LocalCluster:
             time.sleep(0.05)
         return False
 
+    # -- files -------------------------------------------------------------------------------
+
+    def _kubeconfig_text(self, user: str, cert: Path, key: Path, *, context: str = CLUSTER_NAME,
+                         tenant: str = "system", namespace: str | None = None) -> str:
+        return render.render(
+            "kubeconfig.yaml.j2", cluster_name=CLUSTER_NAME, server=self.server, ca_file=str(self.pki.ca.cert),
+            user_name=user, client_cert_file=str(cert), client_key_file=str(key), token=None,
+            context_name=context, tenant=tenant, namespace=namespace)
+
+    def node_kubeconfig(self, i: int) -> Path:
+        return self.state_dir / f"{self.agent_component(i)}.kubeconfig"
+
     def write_kubeconfigs(self) -> None:
         """The admin's kubeconfig and one per component, each with its own client certificate."""
-        cm = self.pki.client("system:kube-controller-manager")
-        sched = self.pki.client("system:kube-scheduler")
-        node = self.pki.node_client(self.node_name)
-        for path, user, pair in ((self.kubeconfig, "admin", self.pki.admin),
-                                 (self.cm_kubeconfig, "system:kube-controller-manager", cm),
-                                 (self.scheduler_kubeconfig, "system:kube-scheduler", sched),
-                                 (self.node_kubeconfig, f"system:node:{self.node_name}", node)):
-            text = render.render(
-                "kubeconfig.yaml.j2", cluster_name="arktos-local", server=self.server,
-                ca_file=str(self.pki.ca.cert), user_name=user, client_cert_file=str(pair.cert),
-                client_key_file=str(pair.key), token=None, context_name="arktos-local", tenant="system",
-                namespace=None,
-            )
-            render.write(path, text, 0o600)
+        pairs = [(self.kubeconfig, "admin", self.pki.admin),
+                 (self.cm_kubeconfig, "system:kube-controller-manager",
+                  self.pki.client("system:kube-controller-manager")),
+                 (self.scheduler_kubeconfig, "system:kube-scheduler", self.pki.client("system:kube-scheduler"))]
+        for i, node in enumerate(self.agent_names(), 1):
+            pairs.append((self.node_kubeconfig(i), f"system:node:{node}", self.pki.node_client(node)))
+        if self.hollow_nodes:
+            pairs.append((self.hollow_kubeconfig, HOLLOW_USER, self.pki.client(HOLLOW_USER)))
+        for path, user, pair in pairs:
+            render.write(path, self._kubeconfig_text(user, pair.cert, pair.key), 0o600)
+
+    def write_configs(self) -> None:
+        """Each component's configuration file, rendered from the templates the Ansible roles share."""
+        pki = str(self.pki.dir)
+        files: dict[str, tuple[str, dict[str, Any]]] = {
+            "etcd": ("etcd.yaml.j2", {
+                "etcd_data_dir": str(self.state_dir / "etcd"),
+                "etcd_client_url": f"http://127.0.0.1:{self.etcd_port}",
+                "etcd_peer_url": f"http://127.0.0.1:{self.etcd_peer_port}"}),
+            "apiserver": ("apiserver.yaml.j2", {
+                "etcd_servers": f"http://127.0.0.1:{self.etcd_port}", "bind_address": "127.0.0.1",
+                "secure_port": self.apiserver_port, "pki_dir": pki}),
+            "controller-manager": ("controller-manager.yaml.j2", {"kubeconfig": str(self.cm_kubeconfig),
+                                                                  "pki_dir": pki}),
+            "scheduler": ("scheduler.yaml.j2", {"kubeconfig": str(self.scheduler_kubeconfig)}),
+        }
+        runtimes = self.chosen_runtimes()
+        for i, node in enumerate(self.agent_names(), 1):
+            files[self.agent_component(i)] = ("node-agent.yaml.j2", self._node_agent_values(i, node, runtimes))
+        if self.hollow_nodes:
+            files["hollow-nodes"] = ("hollow-nodes.yaml.j2", {
+                "kubeconfig": str(self.hollow_kubeconfig), "count": self.hollow_nodes,
+                "name_prefix": HOLLOW_PREFIX})
+        for name, (template, values) in files.items():
+            render.write(self.config_file(name), render.render(template, **values))
+
+    def _node_agent_values(self, i: int, node: str, runtimes: str) -> dict[str, Any]:
+        """Template values of node agent `i`: each has its own node, certificate, state directory and port."""
+        name = self.agent_component(i)
+        return {"kubeconfig": str(self.node_kubeconfig(i)), "node_name": node, "runtimes": runtimes,
+                "root_dir": str(self.state_dir / name), "port": self.node_agent_port(i)}
+
+    def node_agent_port(self, i: int) -> int:
+        """Agent `i`'s own port (kubelet's 10250, then 10251, ...), so several agents share one machine."""
+        return self.node_agent_base_port + i - 1
+
+    # -- API calls `up` makes itself (as the admin) ---------------------------------------------
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """One request as the cluster admin: (status, JSON body); API errors are statuses, not exceptions."""
+        ctx = ssl.create_default_context(cafile=str(self.pki.ca.cert))
+        ctx.load_cert_chain(str(self.pki.admin.cert), str(self.pki.admin.key))
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.server}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json", "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                return exc.code, json.loads(exc.read() or b"{}")
+            except ValueError:
+                return exc.code, {}
+        except (urllib.error.URLError, OSError) as exc:
+            raise UpError(f"cannot reach the API server at {self.server}: {exc}") from None
+
+    def _bind_hollow_nodes(self) -> None:
+        """Let the hollow nodes' one identity act as every hollow node (kubemark binds its kubelet user alike)."""
+        code, body = self.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": HOLLOW_BINDING},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": HOLLOW_USER}]})
+        if code not in (201, 409):
+            raise UpError(f"could not bind the hollow nodes' user to system:node: {code} {body.get('message', '')}")
+
+    def ensure_tenant(self, tenant: str, timeout: float) -> tuple[bool, Path]:
+        """Tenant `tenant` set up by the tenant controller, and its admin's kubeconfig; True if it was made now."""
+        code, body = self.api("POST", "/api/v1/tenants", {"apiVersion": "v1", "kind": "Tenant",
+                                                          "metadata": {"name": tenant}})
+        if code not in (201, 409):
+            raise UpError(f"could not create tenant {tenant}: {code} {body.get('message', '')}")
+        deadline = time.monotonic() + timeout
+        while self.api("GET", f"/api/v1/tenants/{tenant}/namespaces/default")[0] != 200:
+            if time.monotonic() > deadline:
+                raise UpError(f"tenant {tenant} was not set up within {timeout:.0f}s; see "
+                              f"{self._log('controller-manager')}")
+            time.sleep(0.1)
+        return code == 201, self.write_user_kubeconfig(tenant, "admin")
+
+    def write_user_kubeconfig(self, tenant: str, user: str, groups: list[str] | None = None,
+                              path: Path | None = None) -> Path:
+        """A kubeconfig for a tenant's user (its own certificate); plain kubectl with it stays in the tenant."""
+        pair = self.pki.tenant_client(tenant, user, groups or [])
+        path = path or self.state_dir / "users" / f"{tenant}-{user}.kubeconfig"
+        context = f"{user}@{tenant}"
+        render.write(path, self._kubeconfig_text(context, pair.cert, pair.key, context=context, tenant=tenant,
+                                                 namespace="default"), 0o600)
+        return path
+
+    # -- down and status ---------------------------------------------------------------------
 
     def down(self, purge: bool = False) -> list[str]:
+        """Stop every process this cluster started, the ones an earlier `up` wanted included."""
         stopped = [c.name for c in reversed(self.components) if c.process.stop()]
+        stopped += [p.name for p in self.stray_processes() if p.stop()]
         if purge and self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         return stopped
@@ -266,6 +452,11 @@ class LocalCluster:
                 "health": ("healthy" if comp.healthy() else "unhealthy") if pid else "stopped",
                 "log": str(comp.log),
             })
+        for proc in self.stray_processes():
+            pid = proc.pid()
+            if pid:
+                rows.append({"component": proc.name, "pid": str(pid), "port": "-", "health": "unwanted",
+                             "log": str(self._log(proc.name))})
         return rows
 
 
@@ -287,12 +478,25 @@ def detect_runtimes() -> tuple[list[str], list[str]]:
     return found, missing
 
 
+def _is_ready(node: dict[str, Any]) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
 def _node_ready(body: bytes) -> bool:
     try:
-        conditions = (json.loads(body).get("status") or {}).get("conditions") or []
-    except ValueError:
+        return _is_ready(json.loads(body))
+    except (ValueError, AttributeError):
         return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _ready_nodes(body: bytes, prefix: str) -> int:
+    """How many Nodes of a NodeList whose names start with `prefix` are Ready."""
+    try:
+        items = json.loads(body).get("items") or []
+    except ValueError:
+        return 0
+    return sum(1 for n in items if (n.get("metadata") or {}).get("name", "").startswith(prefix) and _is_ready(n))
 
 
 def _lease_fresh(body: bytes, within: float = 30.0) -> bool:

@@ -28,11 +28,18 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     while etcd_port + 1 == api_port:
         api_port = free_port()
     opts = ["--state-dir", str(state), "--etcd-port", str(etcd_port), "--apiserver-port", str(api_port)]
+    final_pids: dict[str, list[str]] = {}
     try:
-        first = arktos("up", *opts, "--runtimes", "hollow,hollow-vm", "--node-name", "up-node")
+        first = arktos("up", *opts, "--runtimes", "hollow,hollow-vm", "--node-name", "up-node", "--node-agents", "2",
+                       "--hollow-nodes", "5")
         assert first.returncode == 0, first.stderr + first.stdout
-        components = ("etcd", "apiserver", "controller-manager", "node-agent", "scheduler")
-        assert all(f"started {c}" in first.stdout for c in components)
+        components = ("etcd", "apiserver", "controller-manager", "node-agent", "node-agent-2", "scheduler",
+                      "hollow-nodes")
+        assert all(f"started {c} " in first.stdout for c in components), first.stdout
+        assert "tenant demo is ready" in first.stdout and "✓" not in first.stdout  # plain lines off a terminal
+        # Every component runs from a configuration file rendered from templates/.
+        for c in components:
+            assert (state / "config" / f"{c}.yaml").exists(), c
         kubeconfig = state / "admin.kubeconfig"
         assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
@@ -49,13 +56,22 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert again.returncode == 0 and "nothing changed" in again.stdout
         assert {p.name: p.read_text().split()[0] for p in (state / "run").glob("*.pid")} == pids
 
-        status = arktos("status", *opts)
-        assert status.returncode == 0 and status.stdout.count("healthy") == 5
+        status = arktos("status", "--state-dir", str(state))  # the ports are remembered
+        assert status.returncode == 0 and status.stdout.count("healthy") == 7, status.stdout
         nodes = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc"), "get", "nodes", "-o",
                                 "json"], capture_output=True, text=True, env=env, timeout=60)
-        node = json.loads(nodes.stdout)["items"][0]
-        assert node["metadata"]["name"] == "up-node"
-        assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+        items = {n["metadata"]["name"]: n for n in json.loads(nodes.stdout)["items"]}
+        hollow = [f"hollow-node-{i}" for i in range(1, 6)]
+        assert set(items) == {"up-node", "up-node-2", *hollow}
+        for name, node in items.items():
+            assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"]), name
+            assert (node["metadata"]["labels"].get("arktos.io/hollow-node") == "true") == (name in hollow)
+
+        # The tenant `up` made ready: its admin's plain kubectl works inside it at once.
+        demo_env = {**os.environ, "KUBECONFIG": str(state / "users" / "demo-admin.kubeconfig")}
+        demo = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc3"), "get", "namespaces", "-o",
+                               "name"], capture_output=True, text=True, env=demo_env, timeout=60)
+        assert demo.returncode == 0 and "namespace/default" in demo.stdout.split(), demo.stderr
 
         # A tenant, set up by the controller manager, and its admin driving plain kubectl.
         state_opt = ["--state-dir", str(state)]
@@ -79,6 +95,23 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
                                   "deployment/web", "--timeout=60s"], capture_output=True, text=True,
                                  env=tenant_env, timeout=90)
         assert rollout.returncode == 0 and "successfully rolled out" in rollout.stdout, rollout.stderr
+        # A Deployment onto the hollow nodes: every pod Running there.
+        spread = json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"}, "spec": {
+            "replicas": 5, "selector": {"matchLabels": {"app": "spread"}}, "template": {
+                "metadata": {"labels": {"app": "spread"}}, "spec": {
+                    "nodeSelector": {"arktos.io/hollow-node": "true"},
+                    "containers": [{"name": "c", "image": "busybox"}]}}}})
+        made = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "create", "-f", "-"],
+                              input=spread, capture_output=True, text=True, env=tenant_env, timeout=60)
+        assert made.returncode == 0, made.stderr
+        rollout = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "rollout", "status",
+                                  "deployment/spread", "--timeout=60s"], capture_output=True, text=True,
+                                 env=tenant_env, timeout=90)
+        assert rollout.returncode == 0, rollout.stderr
+        pods = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "get", "pods", "-l",
+                               "app=spread", "-o", "json"], capture_output=True, text=True, env=tenant_env, timeout=60)
+        placed = [(p["spec"]["nodeName"], p["status"]["phase"]) for p in json.loads(pods.stdout)["items"]]
+        assert len(placed) == 5 and all(node in hollow and phase == "Running" for node, phase in placed), placed
         vm_pod = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vm1"}, "spec": {
             "virtualMachine": {"name": "vm1", "image": "cirros", "keyPairName": "default",
                                "resources": {"requests": {"cpu": "1", "memory": "512Mi"}}}}})
@@ -99,10 +132,18 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         resumed = arktos("up", *opts)
         assert resumed.returncode == 0, resumed.stderr
         assert "started apiserver" in resumed.stdout and "etcd is already running" in resumed.stdout
+        final_pids = {p.name: p.read_text().split() for p in (state / "run").glob("*.pid")}
+        assert len(final_pids) == 7
     finally:
         down = arktos("down", "--purge", *opts)
     assert down.returncode == 0 and "stopped" in down.stdout
     assert not listening(etcd_port) and not listening(api_port)
+    for name, (pid, started) in final_pids.items():  # gone: no such PID, a newer process's, or a zombie
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        assert fields[19] != started or fields[0] == "Z", f"{name} (pid {pid}) still runs"
     assert not state.exists()
     assert arktos("status", *opts).returncode == 1
 
