@@ -175,6 +175,10 @@ def secure(etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "--tls-cert-file", str(pki.apiserver.cert), "--tls-private-key-file", str(pki.apiserver.key),
         "--client-ca-file", str(pki.ca.cert), "--requestheader-client-ca-file", str(pki.front_proxy_ca.cert),
         "--token-auth-file", str(token_file), "--service-account-key-file", str(pki.sa_pub),
+        # pods/log and pods/exec reach node agents as kube-apiserver reaches kubelets
+        "--kubelet-client-certificate", str(pki.apiserver_kubelet_client.cert),
+        "--kubelet-client-key", str(pki.apiserver_kubelet_client.key),
+        "--kubelet-certificate-authority", str(pki.ca.cert),
     ]
     # A private key prefix in etcd is not possible: the secure server shares the session etcd.
     server = start_apiserver(etcd.url, d / "apiserver.log", secure_args=args, ca_file=pki.ca.cert)

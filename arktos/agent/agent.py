@@ -168,6 +168,12 @@ class NodeAgentOptions:
     backoff_max: float = 300.0
     qps: float = 50.0
     burst: int = 100
+    # The logs/exec endpoint the API server proxies to (arktos.agent.server); None serves none
+    # (kubemark's hollow nodes).  Without TLS it may only bind to 127.0.0.1 (development mode).
+    serve_address: str | None = None
+    serve_port: int = 10250  # 0: any free port; the Node publishes the one bound
+    serve_tls: Any = None  # arktos.agent.server.ServingTLS
+    node_ip: str | None = None  # the Node's InternalIP (default: the address of the default route)
     labels: dict[str, str] = field(default_factory=dict)  # extra Node labels (hollow nodes mark themselves)
 
 
@@ -566,12 +572,14 @@ class NodeAgent:
                                     name="actions")
         self.workers: dict[str, _PodWorker] = {}
         self.observed: dict[str, PodState] = {}  # uid -> what the runtime last said
-        self.host_ip = _host_ip()
         self._recorders: dict[int, EventRecorder] = {}  # id(client) -> its recorder: events go where the pod is
         self._event_loop: asyncio.AbstractEventLoop | None = None
         for rt in self.runtimes.values():
             if hasattr(rt, "events"):  # a runtime that reports events (see arktos.agent.runtime.EventSink)
                 rt.events = self._runtime_event  # type: ignore[attr-defined]
+        self.host_ip = options.node_ip or _host_ip()
+        self.server: Any = None  # arktos.agent.server.AgentServer once started
+        self.server_port = 0
         self._actions_running: set[str] = set()
         self._tasks: list[asyncio.Task] = []
         self._conditions: list[Obj] = []
@@ -588,6 +596,12 @@ class NodeAgent:
         if self.observed:
             log.info("adopting %d pods the runtimes already run", len(self.observed))
         self.recorder(self.client).event(self._node_ref(), NORMAL, "Starting", "Starting node agent.")
+        if self.options.serve_address is not None:  # before registering: the Node publishes its port
+            from arktos.agent.server import AgentServer
+
+            self.server = AgentServer(self, address=self.options.serve_address, port=self.options.serve_port,
+                                      tls=self.options.serve_tls)
+            self.server_port = await self.server.start()
         await self._register()
         await self._renew_lease()
         self.pods.add_handler(on_add=self._pod_added, on_update=lambda _o, n: self._pod_added(n),
@@ -607,6 +621,8 @@ class NodeAgent:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.server is not None:
+            await self.server.stop()
         await self.actions.stop()
         await self.pods.stop()
         for rt in self.runtimes.values():
@@ -715,7 +731,7 @@ class NodeAgent:
                          "osImage": platform.platform(), "containerRuntimeVersion": runtime_versions,
                          "kubeletVersion": AGENT_VERSION, "kubeProxyVersion": AGENT_VERSION,
                          "operatingSystem": "linux", "architecture": _arch()},
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.server_port}},
         }
 
     def _labels(self) -> Obj:

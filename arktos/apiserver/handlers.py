@@ -295,6 +295,7 @@ class ResourceHandler:
 
     def __init__(self, stores: Callable[[ResourceInfo], GenericStore]) -> None:
         self.stores = stores
+        self.pod_streams: Any = None  # arktos.apiserver.podstreams.PodStreams: pods/log and pods/exec
 
     async def handle(self, request: web.Request, ri: RequestInfo, info: ResourceInfo, ctx: Ctx) -> web.StreamResponse:
         store = self.stores(info)
@@ -318,6 +319,8 @@ class ResourceHandler:
             return await self.scale(request, store, ctx, ri)
         if sub == "finalize":
             return await self.finalize(request, store, ctx, ri)
+        if sub in ("log", "exec"):
+            return await self.pod_stream(request, store, ctx, ri)
         if verb == "get":
             obj = await store.get(ctx, ri.name)
             return self.render_one(request, info, obj, ctx)
@@ -788,6 +791,21 @@ class ResourceHandler:
         name = created["metadata"]["name"]
         return json_response(status_success({"name": name, "kind": "actions"}, 201) | {
             "message": f"action {name} created for pod {ri.name}"}, 201)
+
+    async def pod_stream(self, request: web.Request, store: GenericStore, ctx: Ctx,
+                         ri: RequestInfo) -> web.StreamResponse:
+        """GET pods/{name}/log, GET|POST pods/{name}/exec: the pod comes from the caller's tenant, like any
+        read, and the request goes on to the agent of its node."""
+        if ri.subresource == "log" and ri.verb != "get":
+            raise errors.method_not_allowed("log only supports GET")
+        if ri.subresource == "exec" and ri.verb not in ("get", "create"):
+            raise errors.method_not_allowed("exec only supports GET and POST")
+        if self.pod_streams is None:
+            raise errors.unavailable(f"this API server does not serve pods/{ri.subresource}")
+        pod = await store.get(ctx, ri.name)
+        if ri.subresource == "log":
+            return await self.pod_streams.log(request, pod)
+        return await self.pod_streams.exec(request, pod)
 
     @staticmethod
     def _info(store: GenericStore, resource: str) -> ResourceInfo:

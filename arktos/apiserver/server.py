@@ -50,6 +50,7 @@ from arktos.apiserver.crd import CRDAdmission, CRDRegistrar
 from arktos.apiserver.handlers import MAX_BODY, ResourceHandler, json_response
 from arktos.apiserver.ipalloc import ServiceAllocator
 from arktos.apiserver.nodeauth import NodeAuthorizer
+from arktos.apiserver.podstreams import DEFAULT_ADDRESS_TYPES, KubeletClientConfig, PodStreams
 from arktos.apiserver.rbac import RBACAuthorizer
 from arktos.apiserver.requestinfo import parse
 from arktos.apiserver.store import Admission, Ctx, GenericStore
@@ -111,6 +112,12 @@ class ServerConfig:
     authorization_modes: list[str] = field(default_factory=lambda: ["Node", "RBAC"])
     service_cluster_ip_range: str = "10.0.0.0/24"
     service_node_port_range: tuple[int, int] = (30000, 32767)
+    # How pods/log and pods/exec reach node agents (kube-apiserver's --kubelet-* flags); without a client
+    # certificate only development-mode agents on 127.0.0.1 are reachable, over plain HTTP.
+    kubelet_client_certificate: str | None = None
+    kubelet_client_key: str | None = None
+    kubelet_certificate_authority: str | None = None
+    kubelet_preferred_address_types: tuple[str, ...] = DEFAULT_ADDRESS_TYPES
     authenticator: Authenticator | None = None
     authorizer: Authorizer | None = None
     admission: list[Admission] = field(default_factory=list)
@@ -131,6 +138,10 @@ class APIServer:
         self.authorizer: Authorizer = config.authorizer or self._authorizers()
         self._stores: dict[int, GenericStore] = {}
         self.handler = ResourceHandler(self.store)
+        self.pod_streams = PodStreams(KubeletClientConfig(
+            config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority,
+            config.kubelet_preferred_address_types), self._node)
+        self.handler.pod_streams = self.pod_streams
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task] = []
         self.ready = False
@@ -194,6 +205,7 @@ class APIServer:
             self.crds = CRDRegistrar(self.registry, self.caches, self.etcd, crd_info)
             await self.crds.start()
         await self.services.start()
+        await self.pod_streams.start()
         if isinstance(self.authorizer, UnionAuthorizer):
             self.authorizer.start()
         await self._bootstrap()
@@ -266,6 +278,7 @@ class APIServer:
             cache.close_watchers()  # open watches end first, so the runners can drain
         for runner in self._runners:
             await runner.cleanup()
+        await self.pod_streams.stop()
         await self.caches.stop()
         await self.etcd.close()
 
@@ -281,6 +294,20 @@ class APIServer:
                 previous = await self.etcd.current_revision()
             except Exception as exc:  # a failed compaction must not stop the loop
                 log.warning("etcd compaction failed: %s", exc)
+
+    async def _node(self, name: str) -> dict | None:
+        """A Node by name, for pods/log and pods/exec (None if there is none)."""
+        from arktos.apiserver.auth import INSECURE_USER
+
+        info = self.registry.get("", "v1", "nodes")
+        if info is None:
+            return None
+        try:
+            return await self.store(info).get(Ctx(INSECURE_USER), name)
+        except APIError as exc:
+            if exc.code == 404:
+                return None
+            raise
 
     # -- pipeline --------------------------------------------------------------
 
@@ -431,6 +458,18 @@ class APIServer:
                 f'{ri.verb} resource "{what}" in API group "{info.group}"'
                 + (f' in the namespace "{ri.namespace}"' if ri.namespace else "")
                 + (f": {reason}" if reason else ""), info.plural, ri.name, info.group)
+        if allowed and ri.subresource in ("exec", "attach", "portforward") and ri.verb == "get":
+            # A WebSocket upgrade arrives as GET, yet it runs a command: ask for `create` as well, as
+            # Kubernetes 1.35 does (AuthorizePodWebsocketUpgradeCreatePermission), so `get` alone is read-only.
+            allowed, reason = await self.authorizer.authorize(Attributes(
+                user, "create", tenant, ri.namespace, info.group, info.version, info.plural, ri.subresource,
+                ri.name, True, path))
+            if not allowed:
+                what = f"{info.plural}/{ri.subresource}"
+                raise errors.forbidden_error(
+                    f'{what} is forbidden: User "{user.name}" cannot create resource "{what}" in API group '
+                    f'"{info.group}"' + (f' in the namespace "{ri.namespace}"' if ri.namespace else "")
+                    + (f": {reason}" if reason else ""), info.plural, ri.name, info.group)
         ctx = Ctx(user, tenant, ri.namespace)
         code = 500
         try:

@@ -53,6 +53,15 @@ from arktos.cli.logs import setup_logging
               help="Addresses for Services' cluster IPs; the first one is kept for the kubernetes service.")
 @click.option("--service-node-port-range", default="30000-32767", show_default=True, metavar="LOW-HIGH",
               help="Ports for NodePort and LoadBalancer Services.")
+@click.option("--kubelet-client-certificate", type=click.Path(exists=True, dir_okay=False),
+              help="Client certificate for node agents (pods/log, pods/exec); without it only development-mode "
+                   "agents on 127.0.0.1 are reached, over plain HTTP.")
+@click.option("--kubelet-client-key", type=click.Path(exists=True, dir_okay=False),
+              help="Key of --kubelet-client-certificate.")
+@click.option("--kubelet-certificate-authority", type=click.Path(exists=True, dir_okay=False),
+              help="CA that signs the node agents' serving certificates.")
+@click.option("--kubelet-preferred-address-types", default="InternalIP,ExternalIP,Hostname", show_default=True,
+              metavar="TYPES", help="Which Node address to reach a node agent at, first match wins.")
 @click.option("-v", "--v", "verbosity", default=0, type=int,
               help="Log verbosity (0: warnings and up, 2: info, 4: debug).")
 def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | None, etcd_keyfile: str | None,
@@ -62,6 +71,8 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
               service_account_key_files: tuple[str, ...], service_account_issuer: str, anonymous_auth: bool,
               authorization_mode: str, insecure_port: int, insecure_bind_address: str,
               etcd_compaction_interval: float, service_cluster_ip_range: str, service_node_port_range: str,
+              kubelet_client_certificate: str | None, kubelet_client_key: str | None,
+              kubelet_certificate_authority: str | None, kubelet_preferred_address_types: str,
               verbosity: int) -> None:
     """Run the API server: the Kubernetes REST API plus Arktos's tenant paths, stored in etcd."""
     setup_logging(verbosity)
@@ -71,6 +82,8 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
     if not insecure_port and not tls_cert_file:
         raise click.UsageError("nothing to serve: give --tls-cert-file/--tls-private-key-file for HTTPS, or "
                                "--insecure-port for the local development mode")
+    if bool(kubelet_client_certificate) != bool(kubelet_client_key):
+        raise click.UsageError("--kubelet-client-certificate and --kubelet-client-key go together")
     if tls_cert_file and not tls_private_key_file:
         raise click.UsageError("--tls-cert-file needs --tls-private-key-file")
     import ipaddress
@@ -95,6 +108,10 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
         authorization_modes=[m.strip() for m in authorization_mode.split(",") if m.strip()],
         compaction_interval=etcd_compaction_interval,
         service_cluster_ip_range=service_cluster_ip_range, service_node_port_range=(low, high),
+        kubelet_client_certificate=kubelet_client_certificate, kubelet_client_key=kubelet_client_key,
+        kubelet_certificate_authority=kubelet_certificate_authority,
+        kubelet_preferred_address_types=tuple(t.strip() for t in kubelet_preferred_address_types.split(",")
+                                              if t.strip()),
     )
     run_forever(APIServer(config))
 

@@ -50,18 +50,39 @@ from arktos.cli.logs import setup_logging
               help="Longest back-off between restarts.")
 @click.option("--kube-api-qps", default=50.0, show_default=True, type=float)
 @click.option("--kube-api-burst", default=100, show_default=True, type=int)
+@click.option("--address", default="0.0.0.0", show_default=True,
+              help="Address of the logs/exec endpoint (HTTPS); the development mode binds to 127.0.0.1 regardless.")
+@click.option("--port", default=None, type=click.IntRange(0, 65535),
+              help="Port of the logs/exec endpoint the API server proxies `kubectl logs`/`exec` to; 0 picks a free "
+                   "one.  The Node publishes it in status.daemonEndpoints.kubeletEndpoint.  Default: 10250 (kubelet's) "
+                   "over HTTPS, a free one in the development mode (several agents share a machine there).")
+@click.option("--tls-cert-file", type=click.Path(exists=True, dir_okay=False),
+              help="Serving certificate of the logs/exec endpoint (the node's names and IPs, from the cluster CA).")
+@click.option("--tls-private-key-file", type=click.Path(exists=True, dir_okay=False),
+              help="Key of --tls-cert-file.")
+@click.option("--client-ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="CA whose client certificates the logs/exec endpoint accepts (the API server's kubelet client).")
+@click.option("--authorized-users", default="kube-apiserver-kubelet-client", show_default=True, metavar="NAMES",
+              help="Comma-separated client-certificate users allowed to use the logs/exec endpoint.")
+@click.option("--node-ip", default=None,
+              help="The Node's InternalIP, where the API server reaches the endpoint (default: the address of the "
+                   "default route; 127.0.0.1 in the development mode).")
 @click.option("-v", "--v", "verbosity", default=2, show_default=True, type=int, is_flag=False, flag_value=4,
               help="Log verbosity (0: warnings and up, 2: progress, 4: debug); a bare -v means 4.")
 def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenant_servers: str, runtimes: str,
                root_dir: str | None, libvirt_uri: str, cpu: str | None, memory: str | None, max_pods: int,
                lease_duration: int, lease_renew_interval: float, status_update_interval: float,
                sync_frequency: float, relist_interval: float, restart_backoff: float, restart_backoff_max: float,
-               kube_api_qps: float, kube_api_burst: int, verbosity: int) -> None:
+               kube_api_qps: float, kube_api_burst: int, address: str, port: int | None, tls_cert_file: str | None,
+               tls_private_key_file: str | None, client_ca_file: str | None, authorized_users: str,
+               node_ip: str | None, verbosity: int) -> None:
     """Run the pods bound to this node, containers and VMs side by side, each through the runtime of its kind.
 
     Registers the Node (with arktos.io/runtime-container / arktos.io/runtime-vm labels for the runtimes it
     has), renews its Lease, watches its pods on every tenant server, writes their status back to the server
-    each came from, and performs the VM Actions addressed to the node.
+    each came from, and performs the VM Actions addressed to the node.  Serves the pods' logs and exec to the
+    API server over HTTPS with client certificates (--tls-cert-file, --tls-private-key-file, --client-ca-file);
+    against a plain-HTTP development API server without them, over plain HTTP on 127.0.0.1 only.
     """
     setup_logging(verbosity)
     from arktos.agent.agent import NodeAgent, NodeAgentOptions, RuntimeContext, make_runtime
@@ -88,10 +109,42 @@ def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenan
     kinds = [r.kind for r in made]
     if len(set(kinds)) != len(kinds):
         raise click.BadParameter("at most one runtime per kind (container, vm)", param_hint="--runtimes")
+    serve_address, tls = _endpoint(config.server, address, tls_cert_file, tls_private_key_file, client_ca_file,
+                                   authorized_users)
+    if serve_address == "127.0.0.1" and tls is None and node_ip is None:
+        node_ip = "127.0.0.1"  # the API server must reach the loopback-only endpoint
     options = NodeAgentOptions(
         config=config, node_name=node_name, runtimes=made, tenant_servers=tenants, cpu=cpu, memory=memory,
         max_pods=max_pods, lease_duration=lease_duration, lease_renew_interval=lease_renew_interval,
         status_update_interval=status_update_interval, sync_interval=sync_frequency,
         relist_interval=relist_interval, backoff_initial=restart_backoff,
-        backoff_max=max(restart_backoff, restart_backoff_max), qps=kube_api_qps, burst=kube_api_burst)
+        backoff_max=max(restart_backoff, restart_backoff_max), qps=kube_api_qps, burst=kube_api_burst,
+        serve_address=serve_address, serve_port=port if port is not None else (10250 if tls else 0), serve_tls=tls,
+        node_ip=node_ip)
     run_forever(NodeAgent(options))
+
+
+def _endpoint(server: str, address: str, cert: str | None, key: str | None, client_ca: str | None,
+              users: str) -> tuple[str | None, object]:
+    """Where and how the logs/exec endpoint serves: (bind address or None for no endpoint, ServingTLS or None).
+
+    HTTPS when the TLS files are given; plain HTTP on 127.0.0.1 only when the API server itself is the plain-HTTP
+    development one; otherwise no endpoint at all (and a warning), never an unauthenticated port.
+    """
+    import logging
+
+    from arktos.agent.server import ServingTLS
+
+    given = [f for f in (cert, key, client_ca) if f]
+    if given and len(given) != 3:
+        raise click.UsageError("the logs/exec endpoint needs all of --tls-cert-file, --tls-private-key-file and "
+                               "--client-ca-file")
+    if given:
+        allowed = frozenset(u.strip() for u in users.split(",") if u.strip())
+        return address, ServingTLS(cert or "", key or "", client_ca or "", allowed)
+    if server.startswith("http://"):
+        return "127.0.0.1", None
+    logging.getLogger("arktos.agent").warning(
+        "no --tls-cert-file/--tls-private-key-file/--client-ca-file: not serving logs and exec, so `kubectl logs` "
+        "and `kubectl exec` cannot reach this node's pods")
+    return None, None

@@ -17,6 +17,7 @@ Layout of a `ClusterPKI` directory (kubeadm's names, so operators find what they
     admin.crt admin.key                CN system:admin, O system:masters
     clients/<name>.crt/.key            on-demand component clients (system:kube-scheduler, ...)
     clients/tenants/<t>/<user>.crt     on-demand tenant users (O tenant:<t>, OU = groups)
+    nodes/<node>-serving.crt/.key      a node agent's logs/exec endpoint (SANs: node name, its IPs)
 
 Private keys are created 0600 (never widened then narrowed), certificates and sa.pub 0644, the
 directories 0700.  Every file is written to a temporary name and renamed into place, so a reader
@@ -588,6 +589,20 @@ class ClusterPKI:
     def node_client(self, node_name: str) -> CertPair:
         """The node agent's client pair: CN `system:node:<name>`, O `system:nodes`."""
         return self.client(f"system:node:{node_name}", (SYSTEM_NODES,))
+
+    def node_serving(self, node_name: str, names: Sequence[str] = ()) -> CertPair:
+        """The serving pair of a node agent's logs/exec endpoint, which the API server verifies
+        (--kubelet-certificate-authority) when it proxies pods/log and pods/exec: SANs are the node
+        name, `names` (its addresses) and loopback.  Reissued when a name is missing."""
+        stem = quote(node_name, safe=":@-._~+=,")
+        pair = CertPair(self.dir / "nodes" / f"{stem}-serving.crt", self.dir / "nodes" / f"{stem}-serving.key")
+        with self._locked():
+            if not (self.ca.cert.exists() and self.ca.key.exists()):
+                raise PKIError(f"no cluster CA in {self.dir}: run ensure() first")
+            _ensure_dir(self.dir / "nodes")
+            wanted = list(dict.fromkeys([node_name, *names, "localhost", "127.0.0.1"]))
+            self._serving(self.load_ca(), pair, f"system:node:{node_name}", wanted, [])
+        return pair
 
     def tenant_client(self, tenant: str, user: str, groups: Iterable[str] = ()) -> CertPair:
         """A tenant user's client pair (O `tenant:<t>`, OU = groups)."""

@@ -239,3 +239,23 @@ def test_base_image_lookup_for_real_hypervisors(tmp_path: Path) -> None:
         info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)], check=True,
                                          capture_output=True, text=True).stdout)
         assert info["backing-filename"] == str(base.resolve()) and info["backing-filename-format"] == "qcow2"
+
+
+async def test_console_log_and_no_exec(rt: LibvirtRuntime) -> None:
+    """`kubectl logs` of a VM pod is its serial console; the test driver writes none, which reads as empty."""
+    from arktos.agent.runtime import NoSuchContainer, NotSupported
+
+    pod = vm_pod()
+    uid = pod["metadata"]["uid"]
+    with pytest.raises(NoSuchContainer):
+        await rt.log_file(pod, "vm1")  # no domain yet
+    await rt.sync_pod(pod)
+    log = await rt.log_file(pod, "vm1")
+    assert log.cri is False and log.path == rt.pod_dir(uid) / "console.log" and log.path.read_bytes() == b""
+    with pytest.raises(NoSuchContainer):
+        await rt.log_file(pod, "other")
+    with pytest.raises(NotSupported, match="no previous instance"):
+        await rt.log_file(pod, "vm1", previous=True)
+    with pytest.raises(NotSupported, match="exec is not supported for VM pods; use the VM's console or SSH"):
+        await rt.exec_url(pod, "vm1", ["sh"], stdin=True, stdout=True, stderr=False, tty=True)
+    await rt.kill_pod(pod, 0)

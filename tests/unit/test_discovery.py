@@ -65,8 +65,10 @@ def test_subresources() -> None:
                                   "verbs": ["get", "patch", "update"]}
     assert res["pods/binding"]["kind"] == "Binding" and res["pods/binding"]["verbs"] == ["create"]
     assert res["pods/action"]["verbs"] == ["create"]
-    # log and exec are advertised only once the node agent's endpoint serves them
-    assert "pods/log" not in res and "pods/exec" not in res
+    # served through the node agent's endpoint: shapes as kube-apiserver's, which kubectl relies on
+    assert res["pods/log"] == {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
+                               "verbs": ["get"]}
+    assert res["pods/exec"]["kind"] == "PodExecOptions" and sorted(res["pods/exec"]["verbs"]) == ["create", "get"]
     assert res["namespaces/finalize"]["verbs"] == ["update"]
     assert res["tenants/finalize"]["namespaced"] is False
     assert "storageVersionHash" not in res["pods/status"]

@@ -9,7 +9,13 @@ virtualMachineStatus that follows `powerSpec`, and VM actions succeed.
 
 With a `state_file` the pods survive a restart of the agent process, which is
 what lets tests show adoption (a real runtime keeps its workloads when the
-agent restarts; an in-memory one would forget them).
+agent restarts; an in-memory one would forget them).  Next to it the runtime
+keeps real log files, so `kubectl logs` (tail, follow, --previous) runs the
+same code as for containerd: one CRI-format file per container instance
+(`<state>-logs/<uid>/<container>/<restart>.log`, as kubelet's /var/log/pods)
+with a line when the instance starts and when it exits, and a raw console log
+for a hollow VM.  Kubemark's in-memory hollow nodes write nothing (logs are
+NotSupported there), so thousands of them stay cheap.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import dataclasses
 import datetime
 import json
 import os
+import shutil
+import time
 import uuid
 import zlib
 from pathlib import Path
@@ -27,6 +35,9 @@ from typing import Any
 from arktos.agent.runtime import (
     ContainerState,
     EventSink,
+    LogFile,
+    NoSuchContainer,
+    NotSupported,
     PodState,
     RuntimeEvent,
     discard_events,
@@ -41,6 +52,12 @@ _POWER = {"Running": "running", "Paused": "paused", "Shutdown": "shutdown", "Sus
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cri_time() -> str:
+    """RFC 3339 with nanoseconds, as containerd stamps each log line."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
 
 
 def _restarts(policy: str, exit_code: int | None) -> bool:
@@ -63,6 +80,7 @@ class HollowRuntime:
         self.kind = kind
         self.node_name = node_name
         self.state_file = Path(state_file) if state_file else None
+        self.log_dir = self.state_file.with_name(self.state_file.stem + "-logs") if self.state_file else None
         # x of 10.244.x.y comes from the node name; the vm runtime takes the upper half of y.
         self._subnet = zlib.crc32(node_name.encode()) % 256 if node_name else 0
         self._pods: dict[str, PodState] = {}
@@ -155,6 +173,7 @@ class HollowRuntime:
                     ready=True,
                 )
                 state.containers.append(cs)
+                self._log_started(state.uid, cs)
                 changed = True
             elif cs.state == "terminated" and _restarts(policy, cs.exit_code):
                 cs.state, cs.started_at, cs.finished_at, cs.ready = "running", now, None, True
@@ -162,6 +181,7 @@ class HollowRuntime:
                 cs.restart_count += 1
                 cs.container_id = f"hollow://{uuid.uuid4().hex}"
                 self.restarts += 1
+                self._log_started(state.uid, cs)
                 changed = True
         return changed
 
@@ -190,6 +210,8 @@ class HollowRuntime:
                     container_id=f"hollow://{state.vm_status['virtualMachineId']}",
                 )
             ]
+            self._console(state.uid, f"hollow VM {vm.get('name', '')} booting image {vm.get('image', '')}\n"
+                                     f"{vm.get('name', '')} login: ")
             return True
         if status.get("powerState") != power:
             status["powerState"], status["ready"] = power, power == "running"
@@ -199,8 +221,11 @@ class HollowRuntime:
         return False
 
     async def kill_pod(self, pod: Obj, grace_seconds: int) -> None:
-        if self._pods.pop((pod.get("metadata") or {}).get("uid", ""), None) is not None:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        if self._pods.pop(uid, None) is not None:
             self._save()
+        if self.log_dir is not None and uid and "/" not in uid:  # a pod's logs go with it, as kubelet's do
+            shutil.rmtree(self.log_dir / uid, ignore_errors=True)
 
     async def pods(self) -> list[PodState]:
         return [copy.deepcopy(p) for p in self._pods.values()]
@@ -236,6 +261,50 @@ class HollowRuntime:
     def capacity(self) -> Obj:
         return {}
 
+    async def log_file(self, pod: Obj, container: str, *, previous: bool = False) -> LogFile:
+        if self.log_dir is None:
+            raise NotSupported("this hollow node keeps no logs (it has no state directory)")
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        state = self._pods.get(uid)
+        cs = next((c for c in state.containers if c.name == container), None) if state else None
+        if state is None or cs is None:
+            raise NoSuchContainer(f"container {container!r} of pod uid {uid!r} is not on this node")
+        if self.kind == "vm":
+            if previous:
+                raise NotSupported("a VM's console log has no previous instance")
+            path = self.log_dir / uid / "console.log"
+            path.touch()
+            return LogFile(path, cri=False)
+        instance = cs.restart_count - (1 if previous else 0)
+        path = self.log_dir / uid / container / f"{instance}.log"
+        if instance < 0 or not path.exists():
+            raise NoSuchContainer(f"no {'previous ' if previous else ''}log of container {container!r}")
+        return LogFile(path, cri=True)
+
+    async def exec_url(self, pod: Obj, container: str, command: list[str], *, stdin: bool, stdout: bool,
+                       stderr: bool, tty: bool) -> str:
+        raise NotSupported("exec is not supported for hollow pods: they run no processes")
+
+    # -- logs --------------------------------------------------------------------------
+
+    def _write_log(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(text)
+
+    def _log_line(self, uid: str, cs: ContainerState, stream: str, text: str) -> None:
+        if self.log_dir is not None:
+            self._write_log(self.log_dir / uid / cs.name / f"{cs.restart_count}.log",
+                            f"{_cri_time()} {stream} F {text}\n")
+
+    def _log_started(self, uid: str, cs: ContainerState) -> None:
+        self._log_line(uid, cs, "stdout", f"hollow container {cs.name} started from image {cs.image} "
+                                          f"({cs.container_id.removeprefix('hollow://')[:12]})")
+
+    def _console(self, uid: str, text: str) -> None:
+        if self.log_dir is not None:
+            self._write_log(self.log_dir / uid / "console.log", text)
+
     # -- for tests -----------------------------------------------------------------------
 
     def exit_container(self, uid: str, name: str | None = None, exit_code: int = 1) -> bool:
@@ -245,6 +314,7 @@ class HollowRuntime:
             if (name is None or c.name == name) and c.state == "running":
                 c.state, c.exit_code, c.finished_at, c.ready = "terminated", exit_code, _now(), False
                 c.reason = "Completed" if exit_code == 0 else "Error"
+                self._log_line(uid, c, "stderr", f"hollow container {c.name} exited with code {exit_code}")
                 self._save()
                 return True
         return False

@@ -1,0 +1,307 @@
+"""The node agent's own HTTPS endpoint: container logs and exec, in the kubelet's shape, for the API server.
+
+`kubectl logs` and `kubectl exec` go to the API server, which finds the pod's node and asks
+that node's agent here (as kube-apiserver asks the kubelet on port 10250):
+
+* ``GET /containerLogs/{tenant}/{namespace}/{pod}/{container}`` with kubelet's query
+  (``follow``, ``previous``, ``tailLines``, ``sinceSeconds``, ``sinceTime``, ``timestamps``,
+  ``limitBytes``, ``stream``) streams the log (`arktos.agent.logs`); Arktos puts the tenant in
+  the path because pods are keyed by tenant, namespace and name.
+* ``GET|POST /exec/{tenant}/{namespace}/{pod}/{container}?command=..&stdin=1&stdout=1&stderr=1&tty=1``
+  upgrades to a WebSocket, asks the runtime for its streaming server's URL (CRI's Exec) and
+  relays the remote-command protocol to it (`arktos.client.remotecommand`).
+
+Pods are looked up in the agent's own pod table: a request can only reach pods bound to this
+node, and with ``podUID`` only that very pod (not a successor with the same name).
+
+Security: HTTPS with the node's serving certificate; a client certificate from the cluster CA
+is required and its user must be one of `allowed_users` (the API server's kubelet client,
+``kube-apiserver-kubelet-client``): no certificate is 401, anyone else 403.  The one
+exception is the development mode (the agent talks to a plain-HTTP API server): plain HTTP,
+bound to 127.0.0.1 only, so only this machine can reach it.
+
+Errors are `Status` bodies; since a WebSocket client cannot read the body of a refused
+upgrade, the Status also travels in the ``X-Arktos-Status`` header (JSON, ASCII).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+
+from arktos.agent.logs import LogOptions, parse_cri_time, stream_log
+from arktos.agent.runtime import ContainerState, NoSuchContainer, NotSupported
+from arktos.api.errors import APIError
+from arktos.client import remotecommand as rc
+
+if TYPE_CHECKING:
+    from arktos.agent.agent import NodeAgent
+
+__all__ = ["APISERVER_KUBELET_CLIENT", "STATUS_HEADER", "AgentServer", "ServingTLS"]
+
+log = logging.getLogger("arktos.agent.server")
+
+STATUS_HEADER = "X-Arktos-Status"
+APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client"
+Obj = dict[str, Any]
+
+
+@dataclass
+class ServingTLS:
+    """The agent's HTTPS: its serving pair, the CA of client certificates, and who may call."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str
+    allowed_users: frozenset[str] = field(default_factory=lambda: frozenset({APISERVER_KUBELET_CLIENT}))
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        ctx.load_verify_locations(self.client_ca_file)
+        # Optional in the handshake, so a caller without a certificate gets a 401 that says so
+        # instead of a TLS alert; a certificate from another CA still fails the handshake.
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        return ctx
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    body = APIError(code, reason, message).status()
+    return web.json_response(body, status=code, headers={STATUS_HEADER: json.dumps(body, ensure_ascii=True)})
+
+
+def _bad(message: str) -> web.Response:
+    return _status(400, "BadRequest", message)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _int(request: web.Request, name: str, minimum: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: {raw!r} is not an integer") from None
+    if value < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}")
+    return value
+
+
+class AgentServer:
+    """The agent's logs and exec endpoint; `start` binds it and returns the port."""
+
+    def __init__(self, agent: NodeAgent, *, address: str = "0.0.0.0", port: int = 10250,
+                 tls: ServingTLS | None = None) -> None:
+        if tls is None and address not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("without TLS the agent's server only binds to 127.0.0.1 (development mode)")
+        self.agent = agent
+        self.address = address
+        self.port = port
+        self.tls = tls
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> int:
+        app = web.Application(middlewares=[self._authenticate])
+        app.router.add_get("/containerLogs/{tenant}/{namespace}/{pod}/{container}", self.container_logs)
+        app.router.add_route("GET", "/exec/{tenant}/{namespace}/{pod}/{container}", self.exec)
+        app.router.add_route("POST", "/exec/{tenant}/{namespace}/{pod}/{container}", self.exec)
+        app.router.add_get("/healthz", self.healthz)
+        self._session = aiohttp.ClientSession()
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
+                                     shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.address, self.port,
+                           ssl_context=self.tls.context() if self.tls else None)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        if self.tls:
+            log.info("serving logs and exec over HTTPS on %s:%d", self.address, self.port)
+        else:
+            log.warning("serving logs and exec over plain HTTP on %s:%d without authentication "
+                        "(development mode: this machine only)", self.address, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- authentication ----------------------------------------------------------------
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.tls is not None and request.path != "/healthz":
+            from arktos.cluster.pki import identity_from_certificate
+
+            ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            if not der:
+                return _status(401, "Unauthorized", "Unauthorized: a client certificate is required")
+            try:
+                user = identity_from_certificate(der).user
+            except ValueError:
+                return _status(401, "Unauthorized", "Unauthorized: unusable client certificate")
+            if user not in self.tls.allowed_users:
+                return _status(403, "Forbidden",
+                               f"Forbidden: user {user!r} may not use the node agent's logs and exec API")
+        return await handler(request)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    # -- lookups -----------------------------------------------------------------------
+
+    def _pod(self, request: web.Request) -> tuple[Obj, Any]:
+        """The pod (from this node's own table) and its runtime; APIError 404 if it is not here."""
+        m = request.match_info
+        key = f"{m['tenant']}/{m['namespace']}/{m['pod']}"
+        pod = self.agent.pods.get(key)
+        uid = request.query.get("podUID")
+        if pod is None or (uid and pod["metadata"].get("uid") != uid):
+            raise APIError(404, "NotFound", f'pod "{m["pod"]}" is not on node {self.agent.node}')
+        kind = "vm" if (pod.get("spec") or {}).get("virtualMachine") else "container"
+        runtime = self.agent.runtimes.get(kind)
+        if runtime is None:
+            raise APIError(400, "BadRequest", f"node {self.agent.node} has no runtime for pod {m['pod']}")
+        return pod, runtime
+
+    def _container_state(self, pod: Obj, name: str) -> ContainerState | None:
+        state = self.agent.observed.get(pod["metadata"].get("uid", ""))
+        return next((c for c in state.containers if c.name == name), None) if state else None
+
+    # -- logs ----------------------------------------------------------------------------
+
+    def _log_options(self, request: web.Request) -> LogOptions:
+        q = request.query
+        opts = LogOptions(follow=_flag(request, "follow"), timestamps=_flag(request, "timestamps"),
+                          tail_lines=_int(request, "tailLines", 0), limit_bytes=_int(request, "limitBytes", 1))
+        since_seconds = _int(request, "sinceSeconds", 1)
+        since_time = q.get("sinceTime")
+        if since_seconds is not None and since_time:
+            raise ValueError("at most one of sinceTime or sinceSeconds may be specified")
+        if since_seconds is not None:
+            opts.since = time.time() - since_seconds
+        elif since_time:
+            opts.since = parse_cri_time(since_time)
+            if opts.since is None:
+                raise ValueError(f"sinceTime: {since_time!r} is not an RFC 3339 time")
+        stream = q.get("stream") or "All"
+        if stream not in ("All", "Stdout", "Stderr"):
+            raise ValueError(f"stream: {stream!r} is not one of All, Stdout, Stderr")
+        opts.stream = stream
+        return opts
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        try:
+            opts = self._log_options(request)
+        except ValueError as exc:
+            return _bad(str(exc))
+        previous = _flag(request, "previous")
+        container = request.match_info["container"]
+        try:
+            pod, runtime = self._pod(request)
+        except APIError as exc:
+            return _status(exc.code, exc.reason, exc.message)
+        name = pod["metadata"]["name"]
+        cs = self._container_state(pod, container)
+        # kubelet's checks, with its words: kubectl users know them.
+        if cs is None:
+            return _bad(f'container "{container}" in pod "{name}" is not available')
+        if previous and cs.restart_count == 0:
+            return _bad(f'previous terminated container "{container}" in pod "{name}" not found')
+        if not previous and cs.state == "waiting" and cs.restart_count == 0:
+            return _bad(f'container "{container}" in pod "{name}" is waiting to start: '
+                        f'{cs.reason or "ContainerCreating"}')
+        try:
+            logfile = await runtime.log_file(pod, container, previous=previous)
+        except NotSupported as exc:
+            return _bad(str(exc))
+        except NoSuchContainer as exc:
+            return _status(404, "NotFound", str(exc))
+        uid, instance = pod["metadata"].get("uid", ""), cs.container_id
+
+        def running() -> bool:
+            if previous:
+                return False
+            now = self._container_state(pod, container)
+            return (uid in self.agent.observed and now is not None and now.state == "running"
+                    and now.container_id == instance)
+
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8",
+                                           "Cache-Control": "no-cache"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+
+        async def write(data: bytes) -> None:
+            await resp.write(data)
+
+        try:
+            await stream_log(logfile.path, logfile.cri, opts, write, running)
+        except FileNotFoundError:
+            pass  # removed with its pod while we read: the log simply ends
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            return resp  # the client went away
+        with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+            await resp.write_eof()
+        return resp
+
+    # -- exec ----------------------------------------------------------------------------
+
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        command = request.query.getall("command", [])
+        stdin, stdout, stderr, tty = (_flag(request, n) for n in ("stdin", "stdout", "stderr", "tty"))
+        container = request.match_info["container"]
+        if not command:
+            return _bad("you must specify at least one command for the container")
+        if not (stdin or stdout or stderr):
+            return _bad("you must specify at least 1 of stdin, stdout, stderr")
+        try:
+            pod, runtime = self._pod(request)
+        except APIError as exc:
+            return _status(exc.code, exc.reason, exc.message)
+        if not rc.is_websocket_upgrade(request):
+            return _bad("Upgrade request required: this agent speaks the remote-command protocol over WebSocket")
+        protocol = rc.choose(request)
+        if protocol is None:
+            return _bad(f"none of the offered subprotocols is supported; use one of {', '.join(rc.PROTOCOLS)}")
+        try:
+            url = await runtime.exec_url(pod, container, command, stdin=stdin, stdout=stdout, stderr=stderr,
+                                         tty=tty)
+        except NotSupported as exc:
+            return _bad(str(exc))
+        except NoSuchContainer as exc:
+            return _status(404, "NotFound", str(exc))
+        wanted = rc.version(protocol)
+        offer = [p for p in rc.PROTOCOLS if not rc.is_base64(p) and rc.version(p) <= wanted]
+        assert self._session is not None
+        try:
+            up = await self._session.ws_connect(url, protocols=offer, autoping=True, max_msg_size=0,
+                                                timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        except (aiohttp.ClientError, OSError) as exc:
+            log.warning("exec in %s: the streaming server at %s: %s", request.match_info["pod"], url, exc)
+            return _status(500, "InternalError", f"cannot reach the container runtime's streaming server: {exc}")
+        ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), autoping=True, max_msg_size=0)
+        await ws.prepare(request)
+        log.info("exec in %s/%s/%s container %s: %s", *(request.match_info[k] for k in ("tenant", "namespace", "pod")),
+                 container, command[0])
+        await rc.relay(ws, protocol, up, up.protocol or "")
+        return ws
+

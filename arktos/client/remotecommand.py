@@ -1,0 +1,191 @@
+"""Kubernetes' remote-command protocol over WebSocket (`kubectl exec`), for the relays that carry it.
+
+`kubectl exec` opens a WebSocket to the API server, which relays it to the node agent, which
+relays it to the runtime's streaming server.  Each hop is a WebSocket whose subprotocol says
+how frames look:
+
+* ``channel.k8s.io`` and ``v2``/``v3``/``v4.channel.k8s.io``: binary messages whose first byte
+  is the channel: 0 stdin, 1 stdout, 2 stderr, 3 error, 4 resize (v3 and later).
+* ``base64.channel.k8s.io`` and ``v4.base64.channel.k8s.io``: text messages, the channel as an
+  ASCII digit and the data base64-encoded (for browsers).
+* From v4 on, the error channel carries a JSON `Status` when the command ends (its exit code
+  in ``details.causes[reason=ExitCode]``); before v4 it carried plain text.
+* ``v5.channel.k8s.io`` (what kubectl 1.30+ speaks, and the only thing it offers): v4 plus a
+  CLOSE message, channel 255 with one byte naming the stream, which half-closes it (stdin EOF
+  while output still flows).
+
+The relays do not interpret the streams: they re-frame between what each side negotiated,
+drop a CLOSE the next hop cannot understand, and turn an old-style text error into a Status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+__all__ = ["CLOSE", "ERROR", "PROTOCOLS", "RESIZE", "STDERR", "STDIN", "STDOUT", "binary_form", "choose",
+           "decode", "encode", "exit_status", "relay"]
+
+log = logging.getLogger(__name__)
+
+STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
+CLOSE = 255
+
+V5 = "v5.channel.k8s.io"
+V4 = "v4.channel.k8s.io"
+V3 = "v3.channel.k8s.io"
+V2 = "v2.channel.k8s.io"
+V1 = "channel.k8s.io"
+B64 = "base64.channel.k8s.io"
+V4_B64 = "v4.base64.channel.k8s.io"
+
+#: Every subprotocol we speak, newest first (the order a relay offers them to the next hop).
+PROTOCOLS: tuple[str, ...] = (V5, V4, V3, V2, V1, V4_B64, B64)
+_VERSION = {V5: 5, V4: 4, V3: 3, V2: 2, V1: 1, V4_B64: 4, B64: 1}
+
+
+def version(protocol: str) -> int:
+    """1..5; an empty negotiation means channel.k8s.io, as client-go assumes."""
+    return _VERSION.get(protocol, 1)
+
+
+def is_base64(protocol: str) -> bool:
+    return protocol in (B64, V4_B64)
+
+
+def binary_form(protocol: str) -> str:
+    """The binary subprotocol of the same version: what a relay asks of its next hop."""
+    return {B64: V1, V4_B64: V4}.get(protocol, protocol or V1)
+
+
+def offered(request: web.Request) -> list[str]:
+    """The subprotocols a WebSocket client offers, in its order of preference."""
+    return [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", [])
+            for p in h.split(",") if p.strip()]
+
+
+def choose(request: web.Request) -> str | None:
+    """The first offered subprotocol we speak (the client's preference wins, as in Kubernetes);
+    "" when the client offered none (then channel.k8s.io framing), None when none fits."""
+    wanted = offered(request)
+    if not wanted:
+        return ""
+    return next((p for p in wanted if p in _VERSION), None)
+
+
+def is_websocket_upgrade(request: web.Request) -> bool:
+    return ("upgrade" in request.headers.get("Connection", "").lower()
+            and request.headers.get("Upgrade", "").lower() == "websocket")
+
+
+def decode(msg: aiohttp.WSMessage, protocol: str) -> tuple[int, bytes] | None:
+    """(channel, data) of a data message; None for a malformed one."""
+    if is_base64(protocol):
+        if msg.type != aiohttp.WSMsgType.TEXT or not msg.data or not msg.data[0].isdigit():
+            return None
+        try:
+            return int(msg.data[0]), base64.b64decode(msg.data[1:], validate=False)
+        except (binascii.Error, ValueError):
+            return None
+    if msg.type != aiohttp.WSMsgType.BINARY or not msg.data:
+        return None
+    return msg.data[0], bytes(msg.data[1:])
+
+
+async def encode(ws: Any, protocol: str, channel: int, data: bytes) -> None:
+    """Send `data` on `channel` in `protocol`'s framing (server or client WebSocket alike)."""
+    if is_base64(protocol):
+        await ws.send_str(str(channel) + base64.b64encode(data).decode("ascii"))
+    else:
+        await ws.send_bytes(bytes((channel,)) + data)
+
+
+def exit_status(code: int, message: str = "") -> bytes:
+    """The error-channel Status of a finished command (v4+): Success, or NonZeroExitCode with the code."""
+    if code == 0:
+        return orjson.dumps({"metadata": {}, "status": "Success"})
+    return orjson.dumps({
+        "metadata": {}, "status": "Failure",
+        "message": message or f"command terminated with non-zero exit code: exit status {code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+    })
+
+
+def _error_status(text: bytes) -> bytes:
+    """An old-style (v1-v3) text error as the Status a v4+ client expects."""
+    return orjson.dumps({"metadata": {}, "status": "Failure", "reason": "InternalError",
+                         "message": text.decode("utf-8", "replace")})
+
+
+async def relay(down: web.WebSocketResponse, down_protocol: str, up: aiohttp.ClientWebSocketResponse,
+                up_protocol: str) -> None:
+    """Carry one exec session between a client (`down`) and the next hop (`up`) until either ends.
+
+    Messages are re-framed when the two sides speak differently.  The command's end is the next
+    hop closing its WebSocket; the client then gets a normal closure after the last output.  A
+    client that goes away closes the next hop too, so the command loses its terminal as it would
+    with kubelet.
+    """
+    up_close = version(up_protocol) >= 5
+    wrap_errors = version(down_protocol) >= 4 > version(up_protocol)
+    warned = False
+
+    async def downstream_to_up() -> None:
+        nonlocal warned
+        async for msg in down:
+            if msg.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                continue
+            frame = decode(msg, down_protocol)
+            if frame is None:
+                continue
+            channel, data = frame
+            if channel == CLOSE and not up_close:
+                if not warned:
+                    log.info("exec: the streaming server speaks %s, which cannot half-close stdin; "
+                             "stdin stays open until the session ends", up_protocol or V1)
+                    warned = True
+                continue
+            await encode(up, up_protocol, channel, data)
+
+    async def upstream_to_down() -> None:
+        async for msg in up:
+            if msg.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                continue
+            frame = decode(msg, up_protocol)
+            if frame is None:
+                continue
+            channel, data = frame
+            if channel == CLOSE and version(down_protocol) < 5:
+                continue
+            if channel == ERROR and wrap_errors and data:
+                data = _error_status(data)
+            await encode(down, down_protocol, channel, data)
+
+    to_up = asyncio.create_task(downstream_to_up(), name="exec-stdin")
+    to_down = asyncio.create_task(upstream_to_down(), name="exec-output")
+    try:
+        done, _ = await asyncio.wait({to_up, to_down}, return_when=asyncio.FIRST_COMPLETED)
+        if to_down in done:  # the command ended (or the next hop went away): everything was sent
+            to_up.cancel()
+        else:  # the client went away
+            await up.close()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(to_down, 5)
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                log.debug("exec relay: %s", t.exception())
+    finally:
+        for t in (to_up, to_down):
+            t.cancel()
+        await asyncio.gather(to_up, to_down, return_exceptions=True)
+        await up.close()
+        await down.close()
