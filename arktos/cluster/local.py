@@ -370,8 +370,13 @@ class LocalCluster:
     def _node_agent_values(self, i: int, node: str, runtimes: str) -> dict[str, Any]:
         """Template values of node agent `i`: each has its own node, certificate, state directory and port."""
         name = self.agent_component(i)
+        # The logs/exec endpoint: this cluster lives on 127.0.0.1, so the agent listens and is reached there,
+        # with a serving certificate for that address from the cluster CA.
+        serving = self.pki.node_serving(node, ["127.0.0.1"])
         return {"kubeconfig": str(self.node_kubeconfig(i)), "node_name": node, "runtimes": runtimes,
-                "root_dir": str(self.state_dir / name), "port": self.node_agent_port(i)}
+                "root_dir": str(self.state_dir / name), "port": self.node_agent_port(i),
+                "serving_cert": str(serving.cert), "serving_key": str(serving.key),
+                "client_ca_file": str(self.pki.ca.cert), "address": "127.0.0.1", "node_ip": "127.0.0.1"}
 
     def node_agent_port(self, i: int) -> int:
         """Agent `i`'s own port (kubelet's 10250, then 10251, ...), so several agents share one machine."""
