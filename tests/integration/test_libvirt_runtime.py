@@ -117,7 +117,8 @@ async def test_vm_pod_lifecycle(rt: LibvirtRuntime, tmp_path: Path) -> None:
     res = await rt.action(pod, {"operation": "restore", "restoreParams": {"snapshotID": "snap1"}})
     assert res == {"complete": True, "restoreStatus": {"restoreSuccessful": True}}
     res = await rt.action(pod, {"spec": {"restoreAction": {"snapshotID": "nope"}}})
-    assert res["complete"] is True and "nope" in res["error"]
+    assert res == {"complete": True, "error": "no snapshot 'nope' of this VM (its snapshots: snap1)",
+                   "restoreStatus": {"restoreSuccessful": False}}
     res = await rt.action(pod, {"spec": {"snapshotAction": {}}})
     assert res == {"complete": True, "error": "snapshot action needs snapshotName"}
 

@@ -578,13 +578,28 @@ class LibvirtRuntime:
                 sid = (restore or {}).get("snapshotID") or ""
                 if not sid:
                     raise VMError("InvalidAction", "restore action needs snapshotID")
-                await asyncio.to_thread(lambda: dom.revertToSnapshot(dom.snapshotLookupByName(sid, 0), 0))
+                await asyncio.to_thread(self._revert, dom, sid)
                 return {"complete": True, "restoreStatus": {"restoreSuccessful": True}}
             raise VMError("InvalidAction", "action has none of rebootAction, snapshotAction, restoreAction")
-        except VMError as e:
-            return {"complete": True, "error": e.message}
+        except (VMError, libvirt.libvirtError) as e:
+            # The status says which operation failed as well as why, as a successful one says it succeeded.
+            failed: Obj = {"complete": True, "error": e.message if isinstance(e, VMError) else str(e)}
+            if reboot is not None or op == "reboot":
+                failed["rebootStatus"] = {"rebootSuccessful": False}
+            elif restore is not None or op == "restore":
+                failed["restoreStatus"] = {"restoreSuccessful": False}
+            return failed
+
+    @staticmethod
+    def _revert(dom: Any, sid: str) -> None:
+        try:
+            snap = dom.snapshotLookupByName(sid, 0)
         except libvirt.libvirtError as e:
-            return {"complete": True, "error": str(e)}
+            if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                raise
+            have = ", ".join(dom.snapshotListNames()) or "none"
+            raise VMError("SnapshotNotFound", f"no snapshot {sid!r} of this VM (its snapshots: {have})") from e
+        dom.revertToSnapshot(snap, 0)
 
     @staticmethod
     def _reboot(dom: Any) -> None:
