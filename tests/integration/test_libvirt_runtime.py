@@ -4,12 +4,14 @@ Real libvirt-python, real libvirt library, no mocks: the test driver keeps its
 domains in this process, so every runtime here shares them.  libvirt-python is
 imported unconditionally: a machine without it fails these tests rather than
 skipping them (install: apt-get install libvirt-dev pkg-config; pip install
-libvirt-python).  A real QEMU/KVM boot is the documented manual test in
-arktos/agent/runtimes/libvirt.py.
+libvirt-python).  The last test runs node agents over it, in this process (where
+the test driver's domains live), against the shared API server.  A real QEMU/KVM
+boot is the opt-in `kvm` test, tests/e2e/test_kvm.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import shutil
@@ -17,11 +19,16 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import aiohttp
 import libvirt
 import pytest
 
+from arktos.agent.agent import NodeAgent, NodeAgentOptions
 from arktos.agent.runtime import Runtime, RuntimeEvent
 from arktos.agent.runtimes.libvirt import LibvirtRuntime, VMError
+from arktos.client import ClusterConfig
+from tests.conftest import eventually
+from tests.integration.test_api_http import call
 
 URI = "test:///default"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGtestkey me@example"
@@ -260,3 +267,64 @@ async def test_console_log_and_no_exec(rt: LibvirtRuntime) -> None:
     with pytest.raises(NotSupported, match="exec is not supported for VM pods; use the VM's console or SSH"):
         await rt.exec_url(pod, "vm1", ["sh"], stdin=True, stdout=True, stderr=False, tty=True)
     await rt.kill_pod(pod, 0)
+
+
+@pytest.mark.timeout(60)
+async def test_agent_restart_adopts_the_vm_and_keeps_counting_its_restarts(apiserver, tmp_path: Path) -> None:
+    """A node agent (in this process, where the test driver keeps its domains) restarts a VM that powered
+    itself off; a new agent with a new runtime adopts it and keeps counting from there, not from 0."""
+    run = uuid.uuid4().hex[:6]
+    node, ns = f"lv-{run}", f"lv-{run}"
+
+    def make_agent() -> NodeAgent:
+        runtime = LibvirtRuntime(URI, image_dir=tmp_path / "images", state_dir=tmp_path / "vms")
+        return NodeAgent(NodeAgentOptions(
+            config=ClusterConfig.for_url(apiserver.url), node_name=node, runtimes=[runtime], cpu="2",
+            memory="4Gi", lease_renew_interval=1, status_update_interval=1, sync_interval=1, relist_interval=0.2,
+            backoff_initial=0.5, backoff_max=1))
+
+    agents = [make_agent()]
+    await agents[0].start()
+    uid = ""
+    try:
+        async with aiohttp.ClientSession(apiserver.url) as http:
+            await call(http, "POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+            pod = vm_pod()
+            pod["metadata"] = {"name": "vm"}
+            pod["spec"]["nodeName"] = node
+            code, body = await call(http, "POST", f"/api/v1/namespaces/{ns}/pods", pod)
+            assert code == 201, body
+            uid = body["metadata"]["uid"]
+
+            async def vm_status(restarts: int):
+                _, p = await call(http, "GET", f"/api/v1/namespaces/{ns}/pods/vm")
+                vs = p.get("status", {}).get("virtualMachineStatus") or {}
+                ok = vs.get("powerState") == "running" and vs.get("restartCount") == restarts
+                return vs if ok and p["status"]["phase"] == "Running" else None
+
+            running = await eventually(lambda: vm_status(0), 15, "the VM running")
+            domain(uid).shutdown()  # the guest powers itself off; restartPolicy Always starts it again
+            await eventually(lambda: vm_status(1), 15, "the VM restarted once")
+
+            await agents.pop().stop()
+            agents.append(make_agent())
+            await agents[0].start()
+            await asyncio.sleep(2)  # the new agent has synced the pod by now
+            assert await vm_status(1), "the restart count was lost with the agent"
+            domain(uid).shutdown()
+            again = await eventually(lambda: vm_status(2), 15, "the second restart counted after the first")
+            assert again["virtualMachineId"] == running["virtualMachineId"]  # adopted, never re-created
+
+            _, evs = await call(http, "GET", f"/api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name%3Dvm")
+            by_reason = {e["reason"]: e for e in evs["items"]}
+            assert by_reason["Restarting"]["type"] == "Warning"
+            assert "powered off: starting it again (restart 2" in by_reason["Restarting"]["message"]
+            assert by_reason["Created"]["count"] == 1  # one domain, started three times
+            await call(http, "DELETE", f"/api/v1/namespaces/{ns}")
+    finally:
+        for agent in agents:
+            await agent.stop()
+        if uid:  # the test driver's domains live as long as this process: leave none behind
+            await LibvirtRuntime(URI, state_dir=tmp_path / "vms").kill_pod({"metadata": {"uid": uid}}, 0)
+        async with aiohttp.ClientSession(apiserver.url) as http:
+            await call(http, "DELETE", f"/api/v1/nodes/{node}")
