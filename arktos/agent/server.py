@@ -50,6 +50,7 @@ __all__ = ["APISERVER_KUBELET_CLIENT", "STATUS_HEADER", "AgentServer", "ServingT
 log = logging.getLogger("arktos.agent.server")
 
 STATUS_HEADER = "X-Arktos-Status"
+UPGRADE_REQUIRED = "Upgrade request required: the remote-command protocol is served over WebSocket"
 APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client"
 Obj = dict[str, Any]
 
@@ -277,8 +278,6 @@ class AgentServer:
             pod, runtime = self._pod(request)
         except APIError as exc:
             return _status(exc.code, exc.reason, exc.message)
-        if not rc.is_websocket_upgrade(request):
-            return _bad("Upgrade request required: this agent speaks the remote-command protocol over WebSocket")
         protocol = rc.choose(request)
         if protocol is None:
             return _bad(f"none of the offered subprotocols is supported; use one of {', '.join(rc.PROTOCOLS)}")
@@ -289,6 +288,11 @@ class AgentServer:
             return _bad(str(exc))
         except NoSuchContainer as exc:
             return _status(404, "NotFound", str(exc))
+        if not rc.is_websocket_upgrade(request):
+            # Checked last: the API server asks without an upgrade to learn why an exec cannot run (a
+            # client that fell back from WebSocket to SPDY should hear that reason, not "use WebSocket").
+            # An unused streaming URL costs nothing: CRI's expire.
+            return _bad(UPGRADE_REQUIRED)
         wanted = rc.version(protocol)
         offer = [p for p in rc.PROTOCOLS if not rc.is_base64(p) and rc.version(p) <= wanted]
         assert self._session is not None

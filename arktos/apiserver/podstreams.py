@@ -243,6 +243,19 @@ class PodStreams:
 
     # -- pods/exec -----------------------------------------------------------------------
 
+    async def _exec_preflight(self, url: str, pod: Obj) -> None:
+        """Raise the agent's reason an exec cannot run; return when only the upgrade is missing."""
+        assert self._session is not None
+        timeout = aiohttp.ClientTimeout(total=30, sock_connect=self.config.connect_timeout)
+        try:
+            async with self._session.get(url, timeout=timeout) as r:
+                body = await r.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise self._unreachable(pod, exc) from None
+        err = _status_from(r.status, body)
+        if not err.message.startswith("Upgrade request required"):
+            raise err
+
     async def exec(self, request: web.Request, pod: Obj) -> web.StreamResponse:
         command = request.query.getall("command", [])
         flags = {n: _bool(request, n) for n in ("stdin", "stdout", "stderr", "tty")}
@@ -251,10 +264,6 @@ class PodStreams:
         if not (flags["stdin"] or flags["stdout"] or flags["stderr"]):
             raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
         container = resolve_container(pod, request.query.get("container") or "")
-        if not rc.is_websocket_upgrade(request):
-            # kubectl tries SPDY when the WebSocket upgrade fails; by then the real error was said above.
-            raise errors.bad_request("Upgrade request required: pods/exec is served over WebSocket "
-                                     f"({rc.V5} or older channel protocols); SPDY is not supported")
         protocol = rc.choose(request)
         if protocol is None:
             raise errors.bad_request(f"none of the offered subprotocols is supported; use one of "
@@ -263,6 +272,12 @@ class PodStreams:
         query = [("command", c) for c in command] + [(k, "1") for k, on in flags.items() if on]
         query.append(("podUID", pod["metadata"].get("uid", "")))
         url = base + self._path("exec", pod, container) + "?" + urlencode(query)
+        if not rc.is_websocket_upgrade(request):
+            # kubectl falls back to SPDY when its WebSocket upgrade is refused, and shows what the SPDY
+            # request gets: so ask the agent why the exec could not run, and say that.
+            await self._exec_preflight(url, pod)
+            raise errors.bad_request("Upgrade request required: pods/exec is served over WebSocket "
+                                     f"({rc.V5} or older channel protocols); SPDY is not supported")
         wanted = rc.version(protocol)
         offer = [p for p in rc.PROTOCOLS if not rc.is_base64(p) and rc.version(p) <= wanted]
         assert self._session is not None
