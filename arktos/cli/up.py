@@ -27,7 +27,8 @@ api_port_option = click.option("--apiserver-port", default=None, type=click.IntR
                                     "what the cluster was made with).")
 
 # What the first `up` chose and later commands reuse unless told otherwise (STATE_DIR/cluster.json).
-CHOICES = ("etcd_port", "apiserver_port", "node_name", "runtimes", "node_agents", "hollow_nodes", "tenant")
+CHOICES = ("etcd_port", "apiserver_port", "node_agent_base_port", "node_name", "runtimes", "node_agents",
+           "hollow_nodes", "tenant")
 
 
 def _cluster(state_dir: Path, progress: Progress | None = None, **asked: Any) -> LocalCluster:
@@ -109,6 +110,9 @@ def _progress() -> Progress:
                    "Default: 'auto' on the first up, then what the cluster was made with.")
 @click.option("--node-name", default=None, help="The node's name (default: this host's name); further node "
                                                 "agents are NAME-2, NAME-3, ...")
+@click.option("--node-agent-port", default=None, type=click.IntRange(1, 65535),
+              help="Port of the first node agent's logs/exec endpoint on 127.0.0.1; the next agents take the ports "
+                   "after it (default: 10250 on the first up, then what the cluster was made with).")
 @click.option("--node-agents", default=None, type=click.IntRange(0, 64),
               help="Real node agents to run on this machine, each its own process, node, certificate and state "
                    "directory (default: 1 on the first up, then what the cluster was made with).")
@@ -120,7 +124,8 @@ def _progress() -> Progress:
               help="A tenant to make ready, with a kubeconfig for its admin, so plain kubectl works inside it at "
                    "once; '' for none (default: 'demo' on the first up, then what the cluster was made with).")
 def up(state_dir: Path, etcd_port: int | None, apiserver_port: int | None, timeout: float, runtimes: str | None,
-       node_name: str | None, node_agents: int | None, hollow_nodes: int | None, tenant: str | None) -> None:
+       node_name: str | None, node_agent_port: int | None, node_agents: int | None, hollow_nodes: int | None,
+       tenant: str | None) -> None:
     """Bring a local cluster up, or check the one that is already running.
 
     Starts etcd, the API server, the controller manager, the node agent(s) with
@@ -134,7 +139,8 @@ def up(state_dir: Path, etcd_port: int | None, apiserver_port: int | None, timeo
         tenant = DEFAULT_TENANT
     progress = _progress()
     cluster = _cluster(state_dir, progress, etcd_port=etcd_port, apiserver_port=apiserver_port, runtimes=runtimes,
-                       node_name=node_name, node_agents=node_agents, hollow_nodes=hollow_nodes, tenant=tenant)
+                       node_name=node_name, node_agent_base_port=node_agent_port, node_agents=node_agents,
+                       hollow_nodes=hollow_nodes, tenant=tenant)
     started = time.monotonic()
     click.secho(f"Bringing up a local Arktos cluster in {cluster.state_dir}", bold=True)
     try:

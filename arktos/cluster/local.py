@@ -180,7 +180,7 @@ class LocalCluster:
 
     def _node_agent(self, i: int, admin_pair: tuple[Path, Path]) -> Component:
         name, node = self.agent_component(i), self.agent_names()[i - 1]
-        return Component(name, lambda: self._arktos(name, "node-agent"), None,
+        return Component(name, lambda: self._arktos(name, "node-agent"), self.node_agent_port(i),
                          # Healthy when its Node says Ready.
                          f"{self.server}/api/v1/nodes/{node}", self._process(name), self._log(name),
                          self.pki.ca.cert, admin_pair, _node_ready, title=f"Starting the node agent of {node}")
@@ -196,7 +196,8 @@ class LocalCluster:
 
     def save_choices(self) -> None:
         render.write(self.state_dir / "cluster.json", json.dumps({
-            "etcd_port": self.etcd_port, "apiserver_port": self.apiserver_port, "node_name": self.node_name,
+            "etcd_port": self.etcd_port, "apiserver_port": self.apiserver_port,
+            "node_agent_base_port": self.node_agent_base_port, "node_name": self.node_name,
             "runtimes": self.runtimes, "node_agents": self.node_agents,
             "hollow_nodes": self.hollow_nodes, "tenant": self.tenant}) + "\n")
 

@@ -27,16 +27,21 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     etcd_port, api_port = free_port(), free_port()
     while etcd_port + 1 == api_port:
         api_port = free_port()
+    agent_port = free_port()  # the second agent takes the next one
+    while agent_port + 1 in (etcd_port, etcd_port + 1, api_port) or listening(agent_port + 1):
+        agent_port = free_port()
     opts = ["--state-dir", str(state), "--etcd-port", str(etcd_port), "--apiserver-port", str(api_port)]
     final_pids: dict[str, list[str]] = {}
     try:
         first = arktos("up", *opts, "--runtimes", "hollow,hollow-vm", "--node-name", "up-node", "--node-agents", "2",
+                       "--node-agent-port", str(agent_port),
                        "--hollow-nodes", "5")
         assert first.returncode == 0, first.stderr + first.stdout
         components = ("etcd", "apiserver", "controller-manager", "node-agent", "node-agent-2", "scheduler",
                       "hollow-nodes")
         assert all(f"started {c} " in first.stdout for c in components), first.stdout
         assert "tenant demo is ready" in first.stdout and "✓" not in first.stdout  # plain lines off a terminal
+        assert listening(agent_port) and listening(agent_port + 1)  # each agent's logs/exec endpoint
         # Every component runs from a configuration file rendered from templates/.
         for c in components:
             assert (state / "config" / f"{c}.yaml").exists(), c
@@ -137,7 +142,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     finally:
         down = arktos("down", "--purge", *opts)
     assert down.returncode == 0 and "stopped" in down.stdout
-    assert not listening(etcd_port) and not listening(api_port)
+    assert not any(listening(p) for p in (etcd_port, etcd_port + 1, api_port, agent_port, agent_port + 1))
     for name, (pid, started) in final_pids.items():  # gone: no such PID, a newer process's, or a zombie
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
