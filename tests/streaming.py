@@ -30,7 +30,7 @@ class ProcessExecRuntime(HollowRuntime):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self._sessions: dict[str, tuple[list[str], bool]] = {}
+        self._sessions: dict[str, tuple[list[str], bool, bool, bool]] = {}
         self._runner: web.AppRunner | None = None
         self.base = ""
         self.negotiated: list[str] = []  # what each session spoke, for tests
@@ -56,14 +56,14 @@ class ProcessExecRuntime(HollowRuntime):
         if state is None or not any(c.name == container and c.state == "running" for c in state.containers):
             raise NoSuchContainer(f"container {container!r} is not running")
         token = secrets.token_urlsafe(16)  # one-time, as CRI's URLs are
-        self._sessions[token] = (command, stdin)
+        self._sessions[token] = (command, stdin, stdout, stderr)
         return f"{self.base}/exec/{token}"
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         session = self._sessions.pop(request.match_info["token"], None)
         if session is None:
             return web.Response(status=404, text="unknown or used exec session")
-        command, want_stdin = session
+        command, want_stdin, want_stdout, want_stderr = session
         ws = web.WebSocketResponse(protocols=SPOKEN)
         await ws.prepare(request)
         protocol = ws.ws_protocol or ""
@@ -71,14 +71,15 @@ class ProcessExecRuntime(HollowRuntime):
         try:
             proc = await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                stdout=asyncio.subprocess.PIPE if want_stdout else asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE if want_stderr else asyncio.subprocess.DEVNULL)
         except OSError as exc:
             await rc.encode(ws, protocol, rc.ERROR, rc.exit_status(126, f"cannot run {command[0]}: {exc}"))
             await ws.close()
             return ws
 
-        async def pump(reader: asyncio.StreamReader, channel: int) -> None:
-            while chunk := await reader.read(32 * 1024):
+        async def pump(reader: asyncio.StreamReader | None, channel: int) -> None:
+            while reader is not None and (chunk := await reader.read(32 * 1024)):
                 await rc.encode(ws, protocol, channel, chunk)
 
         async def feed() -> None:
@@ -95,7 +96,6 @@ class ProcessExecRuntime(HollowRuntime):
                     proc.stdin.close()
 
         feeder = asyncio.create_task(feed())
-        assert proc.stdout is not None and proc.stderr is not None
         await asyncio.gather(pump(proc.stdout, rc.STDOUT), pump(proc.stderr, rc.STDERR))
         code = await proc.wait()
         await rc.encode(ws, protocol, rc.ERROR, rc.exit_status(code) if rc.version(protocol) >= 4

@@ -95,9 +95,12 @@ def decode(msg: aiohttp.WSMessage, protocol: str) -> tuple[int, bytes] | None:
             return int(msg.data[0]), base64.b64decode(msg.data[1:], validate=False)
         except (binascii.Error, ValueError):
             return None
-    if msg.type != aiohttp.WSMsgType.BINARY or not msg.data:
+    # Binary framing, but a text message is taken too (as Kubernetes does: the Python client sends stdin
+    # as text frames whose first character is the channel).
+    data = msg.data.encode("utf-8") if msg.type == aiohttp.WSMsgType.TEXT else msg.data
+    if msg.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT) or not data:
         return None
-    return msg.data[0], bytes(msg.data[1:])
+    return data[0], bytes(data[1:])
 
 
 async def encode(ws: Any, protocol: str, channel: int, data: bytes) -> None:

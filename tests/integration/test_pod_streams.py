@@ -227,3 +227,41 @@ async def test_kubectl_exec_relays_output_stdin_and_exit_codes(apiserver, node, 
         assert got == 400 and "Upgrade request required" in body["message"]
         got, body = await call(http, "POST", f"/api/v1/namespaces/{ns}/pods/box/exec?stdout=1")
         assert got == 400 and body["message"] == "you must specify at least one command for the container"
+
+
+@pytest.mark.timeout(60)
+async def test_the_python_client_reads_logs_and_execs_over_v4_and_v5(apiserver, node, tmp_path):
+    """The official client: logs, and exec over v5 (its default: stdin closed, exit code back) and over v4."""
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    agent, runtime = node
+    ns = f"pyexec-{uuid.uuid4().hex[:6]}"
+    cfg = client.Configuration()
+    cfg.host = apiserver.url
+    core = client.CoreV1Api(client.ApiClient(cfg))
+    async with aiohttp.ClientSession(apiserver.url) as http:
+        await call(http, "POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+        await running_pod(http, ns, "box", {"nodeName": agent.node, "containers": [{"name": "c", "image": "x"}]})
+    # The blocking client runs in a thread: the agent under test shares this event loop.
+    text = await asyncio.to_thread(core.read_namespaced_pod_log, "box", ns, tail_lines=1)
+    assert text.startswith("hollow container c started from image x")
+    # v4 (asked for explicitly): output and exit code; no way to close stdin, so the command gets none.
+    v4 = {"sec-websocket-protocol": "v4.channel.k8s.io"}
+    out = await asyncio.to_thread(lambda: stream(core.connect_get_namespaced_pod_exec, "box", ns,
+                                                 command=["sh", "-c", "echo hi; echo err >&2"], stdin=False,
+                                                 stdout=True, stderr=False, tty=False, _headers=v4))
+    assert out == "hi\n"
+    assert runtime.negotiated[-1] == "v4.channel.k8s.io"
+
+    def session(headers: dict | None) -> tuple[int | None, str]:
+        ws = stream(core.connect_get_namespaced_pod_exec, "box", ns, command=["sh", "-c", "cat; exit 4"],
+                    stdin=True, stdout=True, stderr=True, tty=False, _preload_content=False,
+                    **({"_headers": headers} if headers else {}))
+        ws.write_stdin("line from stdin\n")
+        ws.close_channel(0)  # v5: stdin's end, so cat ends and the exit code comes back
+        ws.run_forever(timeout=10)
+        return ws.returncode, ws.read_stdout()
+
+    assert await asyncio.to_thread(session, None) == (4, "line from stdin\n")  # the client's default: v5
+    assert runtime.negotiated[-1] == "v5.channel.k8s.io"
