@@ -65,7 +65,10 @@ class ServingTLS:
     allowed_users: frozenset[str] = field(default_factory=lambda: frozenset({APISERVER_KUBELET_CLIENT}))
 
     def context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        # Not create_default_context: for CLIENT_AUTH it would also trust the system's public CAs, and the
+        # handshake is the only check of the chain here.  Only the cluster CA may vouch for a caller.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(self.cert_file, self.key_file)
         ctx.load_verify_locations(self.client_ca_file)
         # Optional in the handshake, so a caller without a certificate gets a 401 that says so
