@@ -6,6 +6,7 @@ etcd binary is a failure, not a skip, so CI can never go green without it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -261,3 +262,41 @@ async def eventually(check, timeout: float = 15.0, what: str = "", interval: flo
             last = exc
         await asyncio.sleep(interval)
     raise AssertionError(f"{what or check} not true after {timeout}s; last: {last!r}")
+
+
+@dataclass
+class ContainerdProc:
+    proc: subprocess.Popen
+    layout: object  # arktos.cluster.containerd.ContainerdLayout
+    subnet: str
+    log: Path
+
+    @property
+    def socket(self) -> str:
+        return str(self.layout.socket)
+
+
+@pytest.fixture(scope="session")
+def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerdProc]:
+    """A private containerd (own root, socket, CNI bridge and pod subnet) with the local busybox images.
+
+    Missing containerd, runc, CNI plugins or busybox-static is a failure, never a skip: `make test`
+    installs them.  At the end every pod is removed before containerd stops, so no container,
+    shim, mount or bridge outlives the session."""
+    import asyncio
+
+    from arktos.cluster import containerd as ctd
+
+    base = tmp_path_factory.mktemp("containerd")
+    subnet = f"10.88.{os.getpid() % 200 + 20}.0/24"
+    proc, layout = ctd.start_containerd(base / "ctd", subnet, base / "containerd.log")
+    yield ContainerdProc(proc, layout, subnet, base / "containerd.log")
+    asyncio.run(ctd.remove_all_pods(layout))
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    ctd.kill_leftover_shims(layout)
+    ctd.purge(layout)

@@ -110,6 +110,9 @@ class RuntimeContext:
     node_name: str
     root_dir: str | None = None
     libvirt_uri: str = "qemu:///system"
+    libvirt_domain_type: str = "auto"  # kvm | qemu | auto
+    vm_image_dir: str = "/var/lib/arktos/images"
+    container_runtime_endpoint: str = "/run/containerd/containerd.sock"
 
 
 def _hollow(kind: str) -> Callable[[RuntimeContext], Runtime]:
@@ -124,12 +127,23 @@ def _hollow(kind: str) -> Callable[[RuntimeContext], Runtime]:
 def _libvirt(ctx: RuntimeContext) -> Runtime:
     from arktos.agent.runtimes.libvirt import LibvirtRuntime  # type: ignore[import-not-found,unused-ignore]
 
+    kw: dict[str, Any] = {"image_dir": ctx.vm_image_dir, "domain_type": ctx.libvirt_domain_type}
     if ctx.root_dir:  # two agents on one machine keep their VMs' state apart
-        return LibvirtRuntime(uri=ctx.libvirt_uri, state_dir=os.path.join(ctx.root_dir, "libvirt"))
-    return LibvirtRuntime(uri=ctx.libvirt_uri)
+        kw["state_dir"] = os.path.join(ctx.root_dir, "libvirt")
+    return LibvirtRuntime(uri=ctx.libvirt_uri, **kw)
+
+
+def _containerd(ctx: RuntimeContext) -> Runtime:
+    from arktos.agent.runtimes.containerd import ContainerdRuntime
+
+    rt = ContainerdRuntime(ctx.container_runtime_endpoint, node_name=ctx.node_name,
+                           root_dir=os.path.join(ctx.root_dir or "/var/lib/arktos/node-agent", "containerd"))
+    rt.host_ip = _host_ip()
+    return rt
 
 
 RUNTIME_FACTORIES: dict[str, Callable[[RuntimeContext], Runtime]] = {
+    "containerd": _containerd,
     "hollow": _hollow("container"),
     "hollow-vm": _hollow("vm"),
     "libvirt": _libvirt,
@@ -387,10 +401,13 @@ class _PodWorker:
             spec_key = orjson.dumps(self.pod.get("spec") or {}, option=orjson.OPT_SORT_KEYS)
             policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
             # The runtime is asked to act only when there is something to do: the first time, a
-            # changed spec, or an exit the relist saw.  A periodic sync_pod could restart a container
-            # that exited since the last relist, and the status would never show why it restarted.
+            # changed spec, an exit the relist saw, or a container the runtime could not create yet
+            # (an image pull failed, a sandbox error: the runtime keeps its own pull back-off).  A
+            # periodic sync_pod could restart a container that exited since the last relist, and the
+            # status would never show why it restarted.
             if (observed is None or spec_key != self.synced_spec
-                    or any(c.state == "terminated" and _restarts(policy, c.exit_code) for c in observed.containers)):
+                    or any((c.state == "terminated" and _restarts(policy, c.exit_code))
+                           or (c.state == "waiting" and c.message) for c in observed.containers)):
                 for c in observed.containers if observed else []:
                     if c.state == "terminated":  # about to be restarted: the status keeps it as lastState
                         self.last_terminated[c.name] = _container_status(c)["state"]

@@ -24,13 +24,22 @@ from arktos.cli.logs import setup_logging
               help="Comma-separated kubeconfigs of the tenant partitions whose pods bound to this node to run "
                    "(default: the --kubeconfig server).")
 @click.option("--runtimes", default="hollow", show_default=True, metavar="LIST",
-              help="Comma-separated runtimes, at most one per kind: hollow (containers, no workload), "
-                   "hollow-vm (VMs, no workload), libvirt (VMs).")
+              help="Comma-separated runtimes, at most one per kind: containerd (containers, over CRI), "
+                   "hollow (containers, no workload), hollow-vm (VMs, no workload), libvirt (VMs).")
 @click.option("--root-dir", type=click.Path(file_okay=False), default=None,
               help="Directory for the agent's state (the hollow runtimes keep their pods here, so an agent "
                    "restart adopts them); default /var/lib/arktos/node-agent/<node-name>.")
+@click.option("--container-runtime-endpoint", default="/run/containerd/containerd.sock", show_default=True,
+              metavar="SOCKET", help="containerd's CRI socket, for the containerd runtime.")
 @click.option("--libvirt-uri", default="qemu:///system", show_default=True,
               help="libvirt connection of the libvirt runtime (test:///default in tests).")
+@click.option("--libvirt-domain-type", type=click.Choice(["auto", "kvm", "qemu"]), default="auto",
+              show_default=True,
+              help="Hypervisor of real VMs: kvm (hardware), qemu (software emulation: slow, but runs where "
+                   "/dev/kvm cannot run ordinary guests), auto (kvm when /dev/kvm is usable).")
+@click.option("--vm-image-dir", type=click.Path(file_okay=False), default="/var/lib/arktos/images",
+              show_default=True, help="Where VM base images are (a VM's image NAME is the file NAME[.qcow2|.img|"
+                                      ".raw] here; nothing is downloaded).")
 @click.option("--cpu", default=None, help="CPU capacity to advertise (default: the machine's).")
 @click.option("--memory", default=None, help="Memory capacity to advertise, e.g. 8Gi (default: the machine's).")
 @click.option("--max-pods", default=110, show_default=True, type=click.IntRange(1))
@@ -70,7 +79,9 @@ from arktos.cli.logs import setup_logging
 @click.option("-v", "--v", "verbosity", default=2, show_default=True, type=int, is_flag=False, flag_value=4,
               help="Log verbosity (0: warnings and up, 2: progress, 4: debug); a bare -v means 4.")
 def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenant_servers: str, runtimes: str,
-               root_dir: str | None, libvirt_uri: str, cpu: str | None, memory: str | None, max_pods: int,
+               root_dir: str | None, container_runtime_endpoint: str, libvirt_uri: str, libvirt_domain_type: str,
+               vm_image_dir: str,
+               cpu: str | None, memory: str | None, max_pods: int,
                lease_duration: int, lease_renew_interval: float, status_update_interval: float,
                sync_frequency: float, relist_interval: float, restart_backoff: float, restart_backoff_max: float,
                kube_api_qps: float, kube_api_burst: int, address: str, port: int | None, tls_cert_file: str | None,
@@ -96,7 +107,8 @@ def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenan
         raise click.UsageError(str(exc)) from None
     ctx = RuntimeContext(node_name=node_name,
                          root_dir=root_dir or os.path.join("/var/lib/arktos/node-agent", node_name),
-                         libvirt_uri=libvirt_uri)
+                         libvirt_uri=libvirt_uri, libvirt_domain_type=libvirt_domain_type,
+                         vm_image_dir=vm_image_dir, container_runtime_endpoint=container_runtime_endpoint)
     names = [n.strip() for n in runtimes.split(",") if n.strip()]
     if not names:
         raise click.BadParameter("name at least one runtime", param_hint="--runtimes")
