@@ -11,6 +11,7 @@ run with no registry in reach.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import ipaddress
@@ -18,14 +19,16 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from arktos.cluster import images, render
 
-__all__ = ["INSTALL_HINT", "ContainerdLayout", "ContainerdNotFound", "find_containerd", "kill_leftover_shims",
-           "missing", "prepare", "purge", "remove_all_pods", "start_containerd", "wait_ready"]
+__all__ = ["INSTALL_HINT", "ContainerdLayout", "ContainerdNotFound", "find_containerd", "import_local_images",
+           "kill_leftover_shims", "missing", "prepare", "purge", "ready", "remove_all_pods", "shut_down",
+           "start_containerd", "wait_ready"]
 
 INSTALL_HINT = "apt-get install containerd runc containernetworking-plugins busybox-static"
 _CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni")
@@ -69,7 +72,14 @@ class ContainerdLayout:
 
     @property
     def socket(self) -> Path:
-        return self.base / "containerd.sock"
+        """The CRI socket: under `base`, unless that path is too long for a unix socket (104 bytes with
+        containerd's `.ttrpc` twin), then in a short directory named after `base` under /run (or /tmp)."""
+        inside = self.base / "containerd.sock"
+        if len(str(inside)) + len(".ttrpc") < 100:
+            return inside
+        digest = hashlib.blake2b(str(self.base).encode(), digest_size=6).hexdigest()
+        short = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
+        return short / f"arktos-ctd-{digest}" / "containerd.sock"
 
     @property
     def config(self) -> Path:
@@ -95,7 +105,7 @@ def prepare(base: str | os.PathLike[str], pod_subnet: str) -> ContainerdLayout:
     layout = ContainerdLayout(Path(base).resolve())
     find_containerd()
     cni_bin = _cni_bin_dir()
-    for d in (layout.base, layout.cni_conf_dir):
+    for d in (layout.base, layout.cni_conf_dir, layout.socket.parent):
         d.mkdir(parents=True, exist_ok=True)
     render.write(layout.config, render.render(
         "containerd.toml.j2", root=layout.base / "root", state=layout.base / "state", socket=layout.socket,
@@ -120,10 +130,9 @@ def wait_ready(layout: ContainerdLayout, proc: subprocess.Popen | None = None, t
         if time.monotonic() > deadline:
             raise TimeoutError(f"containerd did not create {layout.socket} within {timeout:.0f}s")
         time.sleep(0.05)
-    archives = images.build_busybox_images(layout.images_dir)
     while True:
         try:
-            images.import_images(archives, str(layout.socket))
+            import_local_images(layout)
             return
         except images.ImageError:
             if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
@@ -192,3 +201,35 @@ def purge(layout: ContainerdLayout) -> None:
         for target in sorted((m for m in mounts if m.startswith(root)), key=len, reverse=True):
             subprocess.run(["umount", "-l", target], capture_output=True, check=False)
     shutil.rmtree(layout.base, ignore_errors=True)
+    if layout.socket.parent != layout.base:
+        shutil.rmtree(layout.socket.parent, ignore_errors=True)
+
+
+async def _runtime_ready(layout: ContainerdLayout) -> bool:
+    from arktos.agent.runtimes._cri import CRIClient, CRIError
+
+    cri = CRIClient(str(layout.socket), timeout=2)
+    try:
+        status = await cri.call("Status")
+    except CRIError:
+        return False
+    finally:
+        await cri.close()
+    return any(c.type == "RuntimeReady" and c.status for c in status.status.conditions)
+
+
+def ready(layout: ContainerdLayout) -> bool:
+    """containerd answers CRI and says its runtime is ready (for `arktos up`'s health checks)."""
+    return layout.socket.exists() and asyncio.run(_runtime_ready(layout))
+
+
+def import_local_images(layout: ContainerdLayout) -> None:
+    """Build (once) and import the busybox and pause images; importing again changes nothing."""
+    images.import_images(images.build_busybox_images(layout.images_dir), str(layout.socket))
+
+
+def shut_down(layout: ContainerdLayout) -> None:
+    """Before containerd stops for good: remove every pod, so no container or shim outlives the cluster."""
+    if layout.socket.exists():
+        with contextlib.suppress(Exception):
+            asyncio.run(remove_all_pods(layout))

@@ -11,6 +11,7 @@ files the Ansible roles render too) into STATE/config, and is started as
 on the command line.  The components are:
 
     etcd, apiserver, controller-manager,
+    containerd, containerd-2, ...      a private containerd per node agent, when containers run for real
     node-agent, node-agent-2, ...      real node agents (--node-agents N), node names NAME, NAME-2, ...
     scheduler,
     hollow-nodes                       N hollow nodes in one process (--hollow-nodes N)
@@ -34,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from arktos.cluster import containerd as ctd
 from arktos.cluster import render
 from arktos.cluster.etcd import INSTALL_HINT, EtcdNotFound, find_etcd
 from arktos.cluster.pki import ClusterPKI
@@ -88,8 +90,16 @@ class Component:
     judge: Callable[[bytes], bool] | None = None
     title: str = ""  # what the progress display says while it starts
     prepare: Callable[[], None] | None = None  # done (with the API server up) before it starts
+    check: Callable[[], bool] | None = None  # health of a component with no HTTP endpoint (containerd)
+    before_stop: Callable[[], None] | None = None  # `down`: done while it still runs
+    after_stop: Callable[[bool], None] | None = None  # `down`: done once it stopped (argument: purge)
 
     def healthy(self, timeout: float = 1.0) -> bool:
+        if self.check is not None:
+            try:
+                return self.check()
+            except Exception:  # a health check says no; it does not raise
+                return False
         ctx = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
         if ctx is not None and self.client_cert:
             ctx.load_cert_chain(str(self.client_cert[0]), str(self.client_cert[1]))
@@ -115,6 +125,7 @@ class LocalCluster:
     node_agent_base_port: int = 10250
     progress: Progress | None = None
     components: list[Component] = field(init=False)
+    _chosen: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.state_dir = self.state_dir.expanduser().resolve()
@@ -141,6 +152,7 @@ class LocalCluster:
                       lease_url + "arktos-controller-manager", self._process("controller-manager"),
                       self._log("controller-manager"), self.pki.ca.cert, admin_pair, _lease_fresh,
                       title="Starting the controller manager"),
+            *(self._containerd(i) for i in range(1, self.node_agents + 1) if self.runs_containerd()),
             *(self._node_agent(i, admin_pair) for i in range(1, self.node_agents + 1)),
             Component("scheduler", lambda: self._arktos("scheduler"), None, lease_url + "kube-scheduler",
                       self._process("scheduler"), self._log("scheduler"), self.pki.ca.cert, admin_pair,
@@ -180,10 +192,39 @@ class LocalCluster:
 
     def _node_agent(self, i: int, admin_pair: tuple[Path, Path]) -> Component:
         name, node = self.agent_component(i), self.agent_names()[i - 1]
+        # With containerd, the local images go in first: no pod has a registry to pull from.
+        prepare = (lambda: ctd.import_local_images(self.containerd_layout(i))) if self.runs_containerd() else None
         return Component(name, lambda: self._arktos(name, "node-agent"), self.node_agent_port(i),
                          # Healthy when its Node says Ready.
                          f"{self.server}/api/v1/nodes/{node}", self._process(name), self._log(name),
-                         self.pki.ca.cert, admin_pair, _node_ready, title=f"Starting the node agent of {node}")
+                         self.pki.ca.cert, admin_pair, _node_ready, title=f"Starting the node agent of {node}",
+                         prepare=prepare)
+
+    @staticmethod
+    def containerd_component(i: int) -> str:
+        return "containerd" if i == 1 else f"containerd-{i}"
+
+    def containerd_layout(self, i: int) -> ctd.ContainerdLayout:
+        return ctd.ContainerdLayout(self.state_dir / "containerd" / self.agent_component(i))
+
+    @staticmethod
+    def pod_subnet(i: int) -> str:
+        """Node agent `i`'s pod subnet: its own /24, so pods of all local nodes reach each other via the host."""
+        return f"10.88.{i - 1}.0/24"
+
+    def _containerd(self, i: int) -> Component:
+        name, layout = self.containerd_component(i), self.containerd_layout(i)
+
+        def after_stop(purge: bool) -> None:
+            ctd.kill_leftover_shims(layout)
+            if purge:
+                ctd.purge(layout)
+        return Component(name, lambda: ctd.command(layout), None, "", self._process(name), self._log(name),
+                         check=lambda: ctd.ready(layout), title=f"Starting containerd for {self.agent_names()[i - 1]}",
+                         before_stop=lambda: ctd.shut_down(layout), after_stop=after_stop)
+
+    def runs_containerd(self) -> bool:
+        return "containerd" in self.chosen_runtimes().split(",")
 
     # -- choices that stick ----------------------------------------------------------------
 
@@ -208,8 +249,12 @@ class LocalCluster:
         """
         if self.runtimes != "auto":
             return self.runtimes
-        found, _ = detect_runtimes()
-        return ",".join(found) if found else "hollow,hollow-vm"
+        if self._chosen is None:
+            found, _ = detect_runtimes()
+            # A kind this machine cannot run for real runs hollow, so VM and container pods still work.
+            self._chosen = ",".join([*(["containerd"] if "containerd" in found else ["hollow"]),
+                                     *(["libvirt"] if "libvirt" in found else ["hollow-vm"])])
+        return self._chosen
 
     @property
     def server(self) -> str:
@@ -360,7 +405,11 @@ class LocalCluster:
         }
         runtimes = self.chosen_runtimes()
         for i, node in enumerate(self.agent_names(), 1):
-            files[self.agent_component(i)] = ("node-agent.yaml.j2", self._node_agent_values(i, node, runtimes))
+            values = self._node_agent_values(i, node, runtimes)
+            if self.runs_containerd():  # containerd's own configuration and the pod network's
+                values["container_runtime_endpoint"] = str(
+                    ctd.prepare(self.containerd_layout(i).base, self.pod_subnet(i)).socket)
+            files[self.agent_component(i)] = ("node-agent.yaml.j2", values)
         if self.hollow_nodes:
             files["hollow-nodes"] = ("hollow-nodes.yaml.j2", {
                 "kubeconfig": str(self.hollow_kubeconfig), "count": self.hollow_nodes,
@@ -441,7 +490,14 @@ class LocalCluster:
 
     def down(self, purge: bool = False) -> list[str]:
         """Stop every process this cluster started, the ones an earlier `up` wanted included."""
-        stopped = [c.name for c in reversed(self.components) if c.process.stop()]
+        stopped = []
+        for c in reversed(self.components):
+            if c.before_stop is not None and c.process.pid() is not None:
+                c.before_stop()
+            if c.process.stop():
+                stopped.append(c.name)
+            if c.after_stop is not None:
+                c.after_stop(purge)
         stopped += [p.name for p in self.stray_processes() if p.stop()]
         if purge and self.state_dir.exists():
             shutil.rmtree(self.state_dir)
@@ -480,7 +536,11 @@ def detect_runtimes() -> tuple[list[str], list[str]]:
     except Exception:  # no module, no daemon, no permission: all mean "not here"
         missing.append("VM runtime: libvirt with QEMU/KVM (apt-get install libvirt-daemon-system qemu-system-x86 "
                        "qemu-utils, then start libvirtd)")
-    missing.append("container runtime: containerd support in the node agent is not written yet")
+    lacks = ctd.missing()
+    if lacks:
+        missing.append(f"container runtime: containerd ({', '.join(lacks)}; {ctd.INSTALL_HINT})")
+    else:
+        found.insert(0, "containerd")
     return found, missing
 
 

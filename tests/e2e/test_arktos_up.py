@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -27,18 +28,24 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     etcd_port, api_port = free_port(), free_port()
     while etcd_port + 1 == api_port:
         api_port = free_port()
-    agent_port = free_port()  # the second agent takes the next one
-    while agent_port + 1 in (etcd_port, etcd_port + 1, api_port) or listening(agent_port + 1):
-        agent_port = free_port()
+    # The agents' ports (the second takes the next one) come from below the ephemeral range, as 10250 does:
+    # there no other process (containerd's stream server, say) can be handed them meanwhile.
+    agent_port = random.randrange(20000, 30000, 2)
+    while listening(agent_port) or listening(agent_port + 1):
+        agent_port = random.randrange(20000, 30000, 2)
     opts = ["--state-dir", str(state), "--etcd-port", str(etcd_port), "--apiserver-port", str(api_port)]
     final_pids: dict[str, list[str]] = {}
     try:
-        first = arktos("up", *opts, "--runtimes", "hollow,hollow-vm", "--node-name", "up-node", "--node-agents", "2",
+        # Real containers (make install brings containerd); VMs hollow, since the VM pod's image exists on no
+        # machine's libvirt (tests/e2e/test_kvm.py boots real ones).
+        first = arktos("up", *opts, "--runtimes", "containerd,hollow-vm", "--node-name", "up-node",
+                       "--node-agents", "2",
                        "--node-agent-port", str(agent_port),
                        "--hollow-nodes", "5")
         assert first.returncode == 0, first.stderr + first.stdout
         components = ("etcd", "apiserver", "controller-manager", "node-agent", "node-agent-2", "scheduler",
                       "hollow-nodes")
+        assert "started containerd " in first.stdout and "started containerd-2 " in first.stdout, first.stdout
         assert all(f"started {c} " in first.stdout for c in components), first.stdout
         assert "tenant demo is ready" in first.stdout and "✓" not in first.stdout  # plain lines off a terminal
         assert listening(agent_port) and listening(agent_port + 1)  # each agent's logs/exec endpoint
@@ -62,7 +69,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert {p.name: p.read_text().split()[0] for p in (state / "run").glob("*.pid")} == pids
 
         status = arktos("status", "--state-dir", str(state))  # the ports are remembered
-        assert status.returncode == 0 and status.stdout.count("healthy") == 7, status.stdout
+        assert status.returncode == 0 and status.stdout.count("healthy") == 9, status.stdout
         nodes = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc"), "get", "nodes", "-o",
                                 "json"], capture_output=True, text=True, env=env, timeout=60)
         items = {n["metadata"]["name"]: n for n in json.loads(nodes.stdout)["items"]}
@@ -93,13 +100,42 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert {i["metadata"]["name"] for i in items if i["kind"] == "Namespace"} == {
             "default", "kube-system", "kube-public"}
         created = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "create", "deployment",
-                                  "web", "--image=busybox", "--replicas=3"], capture_output=True, text=True,
+                                  "web", "--image=arktos.local/busybox:1.36", "--replicas=3", "--", "sleep",
+                                  "3600"], capture_output=True, text=True,
                                  env=tenant_env, timeout=60)
         assert created.returncode == 0, created.stderr
         rollout = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc2"), "rollout", "status",
                                   "deployment/web", "--timeout=60s"], capture_output=True, text=True,
                                  env=tenant_env, timeout=90)
         assert rollout.returncode == 0 and "successfully rolled out" in rollout.stdout, rollout.stderr
+        # Real containers on the real nodes (containerd), with logs and exec through the agents' HTTPS endpoints.
+        real = json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "real"}, "spec": {
+            "replicas": 2, "selector": {"matchLabels": {"app": "real"}}, "template": {
+                "metadata": {"labels": {"app": "real"}}, "spec": {
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname",
+                                                                     "operator": "In",
+                                                                     "values": ["up-node", "up-node-2"]}]}]}}},
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "c", "image": "arktos.local/busybox:1.36",
+                                    "command": ["sh", "-c", "echo hello from $(hostname); sleep 3600"]}]}}}})
+        kc2 = [kubectl_binary(32), "--cache-dir", str(tmp_path / "kc2")]
+        made = subprocess.run([*kc2, "create", "-f", "-"], input=real, capture_output=True, text=True,
+                              env=tenant_env, timeout=60)
+        assert made.returncode == 0, made.stderr
+        rollout = subprocess.run([*kc2, "rollout", "status", "deployment/real", "--timeout=60s"],
+                                 capture_output=True, text=True, env=tenant_env, timeout=90)
+        assert rollout.returncode == 0, rollout.stderr
+        pods = json.loads(subprocess.run([*kc2, "get", "pods", "-l", "app=real", "-o", "json"], capture_output=True,
+                                         text=True, env=tenant_env, timeout=60).stdout)["items"]
+        assert len(pods) == 2 and all(p["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+                                      for p in pods), pods
+        name = pods[0]["metadata"]["name"]
+        said = subprocess.run([*kc2, "exec", name, "--", "cat", "/etc/hostname"], capture_output=True, text=True,
+                              env=tenant_env, timeout=60)
+        assert said.returncode == 0 and said.stdout.strip() == name, said.stderr
+        logs = subprocess.run([*kc2, "logs", name], capture_output=True, text=True, env=tenant_env, timeout=60)
+        assert logs.returncode == 0 and f"hello from {name}" in logs.stdout, logs.stderr
         # A Deployment onto the hollow nodes: every pod Running there.
         spread = json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"}, "spec": {
             "replicas": 5, "selector": {"matchLabels": {"app": "spread"}}, "template": {
@@ -138,7 +174,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert resumed.returncode == 0, resumed.stderr
         assert "started apiserver" in resumed.stdout and "etcd is already running" in resumed.stdout
         final_pids = {p.name: p.read_text().split() for p in (state / "run").glob("*.pid")}
-        assert len(final_pids) == 7
+        assert len(final_pids) == 9
     finally:
         down = arktos("down", "--purge", *opts)
     assert down.returncode == 0 and "stopped" in down.stdout
@@ -150,6 +186,8 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
             continue
         assert fields[19] != started or fields[0] == "Z", f"{name} (pid {pid}) still runs"
     assert not state.exists()
+    leftovers = subprocess.run(["pgrep", "-af", str(state)], capture_output=True, text=True).stdout
+    assert leftovers == "", leftovers  # no containerd, no shim, no container
     assert arktos("status", *opts).returncode == 1
 
 
