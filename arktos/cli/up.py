@@ -105,9 +105,11 @@ def _progress() -> Progress:
 @api_port_option
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for each component.")
 @click.option("--runtimes", default=None,
-              help="The node agents' runtimes: 'auto' uses what this machine offers (libvirt), and simulated "
-                   "(hollow) pods when it offers nothing; or a list such as 'libvirt' or 'hollow,hollow-vm'. "
-                   "Default: 'auto' on the first up, then what the cluster was made with.")
+              help="The node agents' runtimes, one per kind: 'auto' takes what this machine offers "
+                   "(containerd for containers, each agent with a private containerd; libvirt on qemu:///system "
+                   "for VMs) and simulated (hollow) pods for a kind it cannot run; or a list such as "
+                   "'containerd,libvirt' or 'hollow,hollow-vm'. Default: 'auto' on the first up, then what the "
+                   "cluster was made with.")
 @click.option("--node-name", default=None, help="The node's name (default: this host's name); further node "
                                                 "agents are NAME-2, NAME-3, ...")
 @click.option("--node-agent-port", default=None, type=click.IntRange(1, 65535),
