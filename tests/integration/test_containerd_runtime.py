@@ -162,3 +162,14 @@ async def test_another_nodes_pods_are_invisible(runtime, containerd, tmp_path):
     finally:
         await other.stop()
     await asyncio.sleep(0)
+
+
+async def test_a_changed_container_spec_replaces_the_container(runtime):
+    p = pod("edited", box("main", "echo v1; sleep 3600"))
+    first = (await runtime.sync_pod(p)).containers[0]
+    p["spec"]["containers"][0]["command"] = ["sh", "-c", "echo v2; sleep 3600"]  # as `kubectl edit` would
+    second = (await runtime.sync_pod(p)).containers[0]
+    assert second.container_id != first.container_id and second.restart_count == 1 and second.state == "running"
+    assert "Killing" in [e.reason for e in runtime.recorded]
+    # Unchanged from here on: nothing more is replaced.
+    assert (await runtime.sync_pod(p)).containers[0].container_id == second.container_id

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import hashlib
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import orjson
 
 from arktos.agent.runtime import (
     ContainerState,
@@ -55,6 +57,7 @@ L_NAME = "arktos.io/pod-name"
 L_NAMESPACE = "arktos.io/pod-namespace"
 L_TENANT = "arktos.io/pod-tenant"
 L_CONTAINER = "arktos.io/container-name"
+A_HASH = "arktos.io/container-hash"  # of the container's spec: a changed spec means a new container
 
 _CPU_PERIOD = 100_000  # µs, as kubelet sets it
 _MIN_SHARES = 2
@@ -75,6 +78,10 @@ def _restarts(policy: str, exit_code: int | None) -> bool:
     if policy == "OnFailure":
         return exit_code not in (0, None)
     return True
+
+
+def _hash(container: Obj) -> str:
+    return hashlib.blake2b(orjson.dumps(container, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
 
 def expand(value: str, env: dict[str, str]) -> str:
@@ -196,7 +203,12 @@ class ContainerdRuntime:
             latest = attempts[-1] if attempts else None
             if latest is not None and latest.pod_sandbox_id == sandbox_id:
                 state = CONTAINER_STATES.get(latest.state, "unknown")
-                if state in ("running", "created"):
+                if state in ("running", "created") and latest.annotations.get(A_HASH) not in (None, _hash(c)):
+                    # The container's spec changed (a new image, say): kubelet replaces it, and so do we.
+                    self.events(RuntimeEvent(uid, "Killing", f"Container {name} definition changed, will be "
+                                                             "restarted", container=name))
+                    await self._stop_container(latest.id, int(spec.get("terminationGracePeriodSeconds", 30)))
+                elif state in ("running", "created"):
                     if state == "created":
                         await cri.call("StartContainer", container_id=latest.id)
                     continue
@@ -324,7 +336,7 @@ class ContainerdRuntime:
             "envs": [{"key": k, "value": v} for k, v in env.items()],
             "mounts": self._mounts(pod, c),
             "labels": {**self._pod_labels(pod), L_CONTAINER: name},
-            "annotations": {"arktos.io/restart-count": str(attempt),
+            "annotations": {"arktos.io/restart-count": str(attempt), A_HASH: _hash(c),
                             "arktos.io/termination-grace": str(spec.get("terminationGracePeriodSeconds", 30))},
             "log_path": f"{name}/{attempt}.log",
             "stdin": bool(c.get("stdin")), "stdin_once": bool(c.get("stdinOnce")), "tty": bool(c.get("tty")),
@@ -444,10 +456,12 @@ class ContainerdRuntime:
                                                                                        **labels}})
         return list(reply.containers)
 
-    async def _status(self, container_id: str) -> Any:
-        """A container's CRI status; an exited container's never changes, so it is asked once."""
+    async def _status(self, container_id: str, listed_state: int | None = None) -> Any:
+        """A container's CRI status.  It changes only with the container's state, so it is asked again
+        only when a listing shows another state (the relist runs every second: one call per change,
+        not one per container per second)."""
         cached = self._status_cache.get(container_id)
-        if cached is not None and CONTAINER_STATES.get(cached.state) == "exited":
+        if cached is not None and (CONTAINER_STATES.get(cached.state) == "exited" or cached.state == listed_state):
             return cached
         try:
             status = (await self._client().call("ContainerStatus", container_id=container_id)).status
@@ -513,7 +527,7 @@ class ContainerdRuntime:
                 latest[key] = x
         for (u, _), x in sorted(latest.items()):
             state = CONTAINER_STATES.get(x.state, "unknown")
-            status = await self._status(x.id) if state in ("exited", "running") else None
+            status = await self._status(x.id, x.state) if state in ("exited", "running") else None
             pods[u].containers.append(self._container_state(x, status))
         live_ids = {x.id for x in containers}
         for cid in [c for c in self._status_cache if c not in live_ids]:
@@ -627,6 +641,10 @@ class ContainerdRuntime:
         if status is None or not status.log_path:
             raise NoSuchContainer(f'container "{container}" has no log')
         return LogFile(Path(status.log_path), cri=True)
+
+    #: containerd's streaming server (kubelet's CRI streaming library) speaks WebSocket only up to v4,
+    #: which cannot close stdin; over SPDY it can.  The agent relays to it over SPDY.
+    exec_transport = "spdy"
 
     async def exec_url(self, pod: Obj, container: str, command: list[str], *, stdin: bool, stdout: bool,
                        stderr: bool, tty: bool) -> str:
