@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from arktos.api import errors, patch, structural
+from arktos.api import errors, patch, protobuf, structural
 from arktos.api.fieldcheck import resolve, unknown_fields
 from arktos.api.registry import ResourceInfo
 from arktos.api.schemas import SCHEMAS
@@ -112,6 +112,9 @@ def decode_object(data: bytes, content_type: str) -> Obj:
             raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
     elif media in ("application/yaml", "application/x-yaml", "text/yaml"):
         obj = load_yaml(data)
+    elif media == protobuf.MEDIA_TYPE:
+        # kubectl 1.32+ sends typed objects this way; decoded to the dict their JSON would be.
+        obj = protobuf.decode(data)
     else:
         raise errors.unsupported_media_type(content_type)
     if not isinstance(obj, dict):
