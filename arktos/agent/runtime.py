@@ -45,6 +45,9 @@ class PodState:
     name: str
     tenant: str
     containers: list[ContainerState] = field(default_factory=list)
+    # spec.initContainers, in order, as far as they got: each runs to completion before the next
+    # starts, and the containers start only after the last succeeded.
+    init_containers: list[ContainerState] = field(default_factory=list)
     ip: str = ""
     # VM pods: the status.virtualMachineStatus fields (name, virtualMachineId, imageId, state,
     # powerState, ready, restartCount, resources).
@@ -144,8 +147,10 @@ class Runtime(Protocol):
         self, pod: Obj, container: str, command: list[str], *, stdin: bool, stdout: bool, stderr: bool, tty: bool
     ) -> str:
         """A one-time URL of a streaming server that runs `command` in the container and speaks
-        Kubernetes' remote-command protocol (channel.k8s.io over WebSocket), as CRI's Exec
-        answers; the agent relays the API server's stream to it.  NotSupported for VMs."""
+        Kubernetes' remote-command protocol, as CRI's Exec answers; the agent relays the API
+        server's stream to it, over WebSocket (channel.k8s.io), or over SPDY/3.1 when the runtime
+        has ``exec_transport = "spdy"`` (CRI streaming servers: only SPDY can close stdin there).
+        NotSupported for VMs."""
         ...
 
     def capacity(self) -> Obj:

@@ -9,7 +9,9 @@ that node's agent here (as kube-apiserver asks the kubelet on port 10250):
   the path because pods are keyed by tenant, namespace and name.
 * ``GET|POST /exec/{tenant}/{namespace}/{pod}/{container}?command=..&stdin=1&stdout=1&stderr=1&tty=1``
   upgrades to a WebSocket, asks the runtime for its streaming server's URL (CRI's Exec) and
-  relays the remote-command protocol to it (`arktos.client.remotecommand`).
+  relays the remote-command protocol to it (`arktos.client.remotecommand`): over SPDY/3.1 when
+  the runtime says its server speaks it (``exec_transport = "spdy"``: containerd's does, and only
+  SPDY can close stdin there), else over WebSocket.
 
 Pods are looked up in the agent's own pod table: a request can only reach pods bound to this
 node, and with ``podUID`` only that very pod (not a successor with the same name).
@@ -41,6 +43,7 @@ from arktos.agent.logs import LogOptions, parse_cri_time, stream_log
 from arktos.agent.runtime import ContainerState, NoSuchContainer, NotSupported
 from arktos.api.errors import APIError
 from arktos.client import remotecommand as rc
+from arktos.client.spdy import SpdyError, UpgradeFailed
 
 if TYPE_CHECKING:
     from arktos.agent.agent import NodeAgent
@@ -296,6 +299,36 @@ class AgentServer:
             # client that fell back from WebSocket to SPDY should hear that reason, not "use WebSocket").
             # An unused streaming URL costs nothing: CRI's expire.
             return _bad(UPGRADE_REQUIRED)
+        where = "/".join(request.match_info[k] for k in ("tenant", "namespace", "pod"))
+        if getattr(runtime, "exec_transport", "websocket") == "spdy":
+            # SPDY first: Kubernetes' streaming servers speak WebSocket only up to v4, which cannot
+            # close stdin.  A server that refuses the upgrade is asked again over WebSocket, with a
+            # fresh URL (CRI's are one-time and the refused request may have used it up).
+            try:
+                session = await rc.spdy_exec(url, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty, timeout=15)
+            except UpgradeFailed as exc:
+                log.info("exec in %s: the streaming server refused SPDY (%s); trying WebSocket", where, exc)
+                try:
+                    url = await runtime.exec_url(pod, container, command, stdin=stdin, stdout=stdout,
+                                                 stderr=stderr, tty=tty)
+                except NoSuchContainer as exc2:
+                    return _status(404, "NotFound", str(exc2))
+            except (SpdyError, OSError, TimeoutError) as exc:
+                log.warning("exec in %s: the streaming server at %s: %s", where, url, exc)
+                return _status(500, "InternalError",
+                               f"cannot reach the container runtime's streaming server: {exc}")
+            else:
+                ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), autoping=True,
+                                           max_msg_size=0)
+                try:
+                    await ws.prepare(request)
+                except BaseException:
+                    await session.close()
+                    raise
+                log.info("exec in %s container %s over SPDY (%s): %s", where, container, session.protocol,
+                         command[0])
+                await rc.relay_spdy(ws, protocol, session)
+                return ws
         wanted = rc.version(protocol)
         offer = [p for p in rc.PROTOCOLS if not rc.is_base64(p) and rc.version(p) <= wanted]
         assert self._session is not None
@@ -303,12 +336,11 @@ class AgentServer:
             up = await self._session.ws_connect(url, protocols=offer, autoping=True, max_msg_size=0,
                                                 timeout=aiohttp.ClientWSTimeout(ws_close=5))
         except (aiohttp.ClientError, OSError) as exc:
-            log.warning("exec in %s: the streaming server at %s: %s", request.match_info["pod"], url, exc)
+            log.warning("exec in %s: the streaming server at %s: %s", where, url, exc)
             return _status(500, "InternalError", f"cannot reach the container runtime's streaming server: {exc}")
         ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), autoping=True, max_msg_size=0)
         await ws.prepare(request)
-        log.info("exec in %s/%s/%s container %s: %s", *(request.match_info[k] for k in ("tenant", "namespace", "pod")),
-                 container, command[0])
+        log.info("exec in %s container %s: %s", where, container, command[0])
         await rc.relay(ws, protocol, up, up.protocol or "")
         return ws
 
