@@ -2,7 +2,8 @@
 
 A cluster of its own (etcd, API server, controller manager, scheduler and an `arktos node-agent`
 with the containerd runtime on a private containerd) runs a Deployment of the locally built busybox
-image.  What a user does with it: the rollout reaches 3/3, `kubectl logs` and `kubectl exec` work,
+image.  What a user does with it: the rollout reaches 3/3, `kubectl logs` and `kubectl exec` work
+(stdin to its EOF too, so `kubectl exec -i ... < file` and `kubectl cp` end),
 pods reach each other over the bridge, a deleted pod is replaced, and a container whose process is
 killed is restarted, with `logs --previous` showing the one before.
 """
@@ -56,6 +57,13 @@ def kubectl(kubeconfig: Path, *args: str, check: bool = True, input: str | None 
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
     return proc
+
+
+def kubectl_bytes(kubeconfig: Path, *args: str, input: bytes | None = None,
+                  timeout: float = 60) -> subprocess.CompletedProcess:
+    """kubectl with bytes in and out (no text decoding), its exit code left to the caller."""
+    return subprocess.run([kubectl_binary(32), "--kubeconfig", str(kubeconfig), "--cache-dir",
+                           str(kubeconfig) + ".cache", *args], capture_output=True, input=input, timeout=timeout)
 
 
 def wait_for(check, timeout: float = 60.0, what: str = ""):
@@ -115,6 +123,19 @@ def test_a_busybox_deployment_runs_and_is_usable_with_kubectl(cluster, container
     failed = kubectl(kubeconfig, "exec", first, "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
     assert (failed.returncode, failed.stdout, failed.stderr.splitlines()[0]) == (3, "out\n", "err")
     assert kubectl(kubeconfig, "exec", first, "--", "cat", "/etc/hostname").stdout.strip() == first
+    # Stdin to its end: kubectl closes stdin (v5) and the agent, on SPDY to containerd, gives the command EOF.
+    blob = os.urandom(100 * 1024)
+    cat = kubectl_bytes(kubeconfig, "exec", "-i", first, "--", "cat", input=blob)
+    assert (cat.returncode, len(cat.stdout), cat.stdout == blob) == (0, len(blob), True), cat.stderr
+    wc = kubectl_bytes(kubeconfig, "exec", "-i", first, "--", "sh", "-c", "wc -c", input=blob)
+    assert (wc.returncode, wc.stdout.split()) == (0, [str(len(blob)).encode()]), wc.stderr
+    # kubectl cp is tar over exec stdin (in) and stdout (out).
+    local = kubeconfig.parent / "payload.bin"
+    local.write_bytes(blob[:50 * 1024])
+    kubectl(kubeconfig, "cp", str(local), f"{first}:/tmp/x")
+    assert kubectl_bytes(kubeconfig, "exec", first, "--", "cat", "/tmp/x").stdout == local.read_bytes()
+    kubectl(kubeconfig, "cp", f"{first}:/tmp/x", str(kubeconfig.parent / "back.bin"))
+    assert (kubeconfig.parent / "back.bin").read_bytes() == local.read_bytes()
     # Pod to pod over the bridge.
     other_ip = next(p["status"]["podIP"] for p in web if p["metadata"]["name"] != first)
     ping = kubectl(kubeconfig, "exec", first, "--", "ping", "-c", "1", "-W", "5", other_ip, check=False)
