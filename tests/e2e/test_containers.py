@@ -136,6 +136,18 @@ def test_a_busybox_deployment_runs_and_is_usable_with_kubectl(cluster, container
     assert kubectl_bytes(kubeconfig, "exec", first, "--", "cat", "/tmp/x").stdout == local.read_bytes()
     kubectl(kubeconfig, "cp", f"{first}:/tmp/x", str(kubeconfig.parent / "back.bin"))
     assert (kubeconfig.parent / "back.bin").read_bytes() == local.read_bytes()
+    # A TTY through the whole chain, resized (the official client sends resize messages without a terminal).
+    from kubernetes import config as kube_config
+    from kubernetes.client import CoreV1Api
+    from kubernetes.stream import stream as kube_stream
+
+    core = CoreV1Api(kube_config.new_client_from_config(str(kubeconfig)))
+    tty = kube_stream(core.connect_get_namespaced_pod_exec, first, "default",
+                      command=["sh", "-c", "sleep 0.5; stty size"], stdin=True, stdout=True, stderr=False,
+                      tty=True, _preload_content=False)
+    tty.write_channel(4, json.dumps({"Width": 123, "Height": 45}))
+    tty.run_forever(timeout=20)
+    assert (tty.read_stdout().strip(), tty.returncode) == ("45 123", 0)
     # Pod to pod over the bridge.
     other_ip = next(p["status"]["podIP"] for p in web if p["metadata"]["name"] != first)
     ping = kubectl(kubeconfig, "exec", first, "--", "ping", "-c", "1", "-W", "5", other_ip, check=False)
@@ -162,4 +174,22 @@ def test_a_busybox_deployment_runs_and_is_usable_with_kubectl(cluster, container
     events = kubectl(kubeconfig, "get", "events", "--field-selector", f"involvedObject.name={name}", "-o",
                      "jsonpath={.items[*].reason}").stdout.split()
     assert {"Scheduled", "Pulled", "Created", "Started"} <= set(events), events
+
+    # Init containers run first, in order; `kubectl get` shows the pod Running once they are done.
+    init_pod = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "with-init"}, "spec": {
+        "terminationGracePeriodSeconds": 1, "volumes": [{"name": "w", "emptyDir": {}}],
+        "initContainers": [{"name": "prepare", "image": BUSYBOX_IMAGE, "volumeMounts": [{"name": "w",
+                                                                                        "mountPath": "/w"}],
+                            "command": ["sh", "-c", "sleep 1; echo prepared > /w/state"]}],
+        "containers": [{"name": "app", "image": BUSYBOX_IMAGE, "volumeMounts": [{"name": "w", "mountPath": "/w"}],
+                        "command": ["sh", "-c", "cat /w/state; sleep 3600"]}]}})
+    kubectl(kubeconfig, "apply", "-f", "-", input=init_pod)
+    seen_init = wait_for(lambda: "Init:0/1" in kubectl(kubeconfig, "get", "pod", "with-init").stdout, 20,
+                         "the pod shown as initializing")
+    assert seen_init
+    kubectl(kubeconfig, "wait", "pod/with-init", "--for=condition=Ready", "--timeout=60s", timeout=70)
+    got = json.loads(kubectl(kubeconfig, "get", "pod", "with-init", "-o", "json").stdout)
+    [init] = got["status"]["initContainerStatuses"]
+    assert init["state"]["terminated"]["reason"] == "Completed" and got["status"]["phase"] == "Running"
+    wait_for(lambda: "prepared" in kubectl(kubeconfig, "logs", "with-init").stdout, 20, "the app's log")
     assert procs[2].proc.poll() is None
