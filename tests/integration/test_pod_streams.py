@@ -230,6 +230,23 @@ async def test_kubectl_exec_relays_output_stdin_and_exit_codes(apiserver, node, 
 
 
 @pytest.mark.timeout(60)
+async def test_a_streaming_server_refusing_spdy_is_asked_again_over_websocket(apiserver, node, tmp_path):
+    """A runtime whose exec_transport says SPDY but whose server answers the upgrade with an error
+    (this one serves GET WebSockets only: POST is 405) still execs: the agent asks for a fresh URL
+    and relays over WebSocket."""
+    agent, runtime = node
+    runtime.exec_transport = "spdy"
+    ns = f"spdyfb-{uuid.uuid4().hex[:6]}"
+    cfg = write_dev_kubeconfig(tmp_path / "dev.kubeconfig", apiserver.url)
+    async with aiohttp.ClientSession(apiserver.url) as http:
+        await call(http, "POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+        await running_pod(http, ns, "box", {"nodeName": agent.node, "containers": [{"name": "c", "image": "x"}]})
+    before = len(runtime.negotiated)
+    rc, out, err = await kubectl(cfg, "-n", ns, "exec", "box", "--", "sh", "-c", "echo hi; exit 2")
+    assert (rc, out) == (2, b"hi\n"), err
+    assert runtime.negotiated[before:] == ["v5.channel.k8s.io"]
+
+
 async def test_the_python_client_reads_logs_and_execs_over_v4_and_v5(apiserver, node, tmp_path):
     """The official client: logs, and exec over v5 (its default: stdin closed, exit code back) and over v4."""
     from kubernetes import client
