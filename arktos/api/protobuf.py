@@ -299,7 +299,7 @@ _MESSAGES: dict[str, str] = {
     "IngressTLS": "hosts 1 *string; secretName 2 string",
     "IngressRule": "host 1 string; ingressRuleValue 2 ^IngressRuleValue",
     "IngressLoadBalancerStatus": "ingress 1 *IngressLoadBalancerIngress",
-    "BoundObjectReference": "kind 1 string; apiVersion 2 string; name 3 string; uID 4 string",
+    "BoundObjectReference": "kind 1 string; apiVersion 2 string; name 3 string; uid 4 string",
     "UserInfo": "username 1 string; uid 2 string; groups 3 *string; extra 4 {ExtraValue}",
     "ResourceAttributes": "namespace 1 string; verb 2 string; group 3 string; version 4 string; resource 5 string;"
                           " subresource 6 string; name 7 string; fieldSelector 8 FieldSelectorAttributes;"
