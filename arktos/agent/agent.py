@@ -228,12 +228,39 @@ def _kind(pod: Obj) -> str:
     return "vm" if (pod.get("spec") or {}).get("virtualMachine") else "container"
 
 
-def _restarts(policy: str, exit_code: int | None) -> bool:
+def _restarts(policy: str, exit_code: int | None, init: bool = False) -> bool:
+    """Whether an exited container runs again; an init container only after a failure (unless Never)."""
     if policy == "Never":
         return False
-    if policy == "OnFailure":
+    if policy == "OnFailure" or init:
         return exit_code not in (0, None)
     return True
+
+
+def _all(state: PodState) -> list[tuple[ContainerState, bool]]:
+    """Every container of the pod with whether it is an init container."""
+    return [*((c, True) for c in state.init_containers), *((c, False) for c in state.containers)]
+
+
+def _init_pending(state: PodState, spec: Obj) -> bool:
+    """Init containers still have work: one finished (the next, or the containers, start) or must retry."""
+    inits = spec.get("initContainers") or []
+    if not inits:
+        return False
+    done = sum(1 for c in state.init_containers if c.state == "terminated" and c.exit_code == 0)
+    if any(c.state == "running" for c in state.init_containers):
+        return False
+    if done == len(inits):
+        return len(state.containers) < len(spec.get("containers") or [])
+    policy = spec.get("restartPolicy") or "Always"
+    return done == len(state.init_containers) or any(
+        (c.state == "waiting" and c.message) or (c.state == "terminated" and _restarts(policy, c.exit_code, True))
+        for c in state.init_containers)
+
+
+def _initialized(state: PodState, spec: Obj) -> bool:
+    inits = spec.get("initContainers") or []
+    return sum(1 for c in state.init_containers if c.state == "terminated" and c.exit_code == 0) >= len(inits)
 
 
 # -- status -------------------------------------------------------------------------------------
@@ -335,7 +362,7 @@ class _PodWorker:
         """Created and Started, from what the runtime reports: a new container ID is a new instance
         (a container restart), a higher restart count with the same ID a VM started again."""
         what = self._what()
-        for c in state.containers:
+        for c, _ in _all(state):
             prev = self.seen.get(c.name)
             self.seen[c.name] = (c.container_id, c.restart_count, c.state)
             if c.state == "waiting":
@@ -350,8 +377,8 @@ class _PodWorker:
         policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
         meta = self.pod.get("metadata") or {}
         pod_desc = f"{meta.get('name', '')}_{meta.get('namespace', '')}({self.uid})"  # kubelet's format.Pod
-        for c in state.containers:
-            if c.state == "terminated" and _restarts(policy, c.exit_code) and c.name in self.backoff:
+        for c, init in _all(state):
+            if c.state == "terminated" and _restarts(policy, c.exit_code, init) and c.name in self.backoff:
                 self.event(WARNING, "BackOff", f"Back-off restarting failed {self._what()} {c.name} in pod {pod_desc}",
                            c.name)
 
@@ -406,9 +433,10 @@ class _PodWorker:
             # periodic sync_pod could restart a container that exited since the last relist, and the
             # status would never show why it restarted.
             if (observed is None or spec_key != self.synced_spec
+                    or _init_pending(observed, self.pod.get("spec") or {})
                     or any((c.state == "terminated" and _restarts(policy, c.exit_code))
                            or (c.state == "waiting" and c.message) for c in observed.containers)):
-                for c in observed.containers if observed else []:
+                for c, _ in _all(observed) if observed else []:
                     if c.state == "terminated":  # about to be restarted: the status keeps it as lastState
                         self.last_terminated[c.name] = _container_status(c)["state"]
                 try:
@@ -440,8 +468,8 @@ class _PodWorker:
         policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
         now = time.monotonic()
         wait: float | None = None
-        for c in state.containers:
-            if c.state == "terminated" and _restarts(policy, c.exit_code) and c.name in self.backoff:
+        for c, init in _all(state):
+            if c.state == "terminated" and _restarts(policy, c.exit_code, init) and c.name in self.backoff:
                 left = self.backoff[c.name][1] - now
                 wait = left if wait is None else max(wait, left)
         return wait
@@ -450,7 +478,7 @@ class _PodWorker:
         """After a restart, the next one waits twice as long (kubelet's back-off); a long run forgives."""
         opts = self.agent.options
         now = time.monotonic()
-        for c in state.containers:
+        for c, _ in _all(state):
             before = self.restart_counts.get(c.name)
             self.restart_counts[c.name] = c.restart_count
             if before is not None and c.restart_count > before:
@@ -483,18 +511,44 @@ class _PodWorker:
                 _condition("Ready", ready, old_conditions, "VirtualMachineNotReady")]
             status["phase"] = phase
             return status
-        statuses = []
-        for c in state.containers:
-            last = None
-            if c.state == "terminated":
-                self.last_terminated[c.name] = _container_status(c)["state"]
-            if c.restart_count:
-                last = self.last_terminated.get(c.name)
-            waiting = None
-            if crash_loop and c.state == "terminated" and _restarts(policy, c.exit_code):
-                waiting = ("CrashLoopBackOff", f"back-off restarting failed container {c.name}")
-                last = _container_status(c)["state"]
-            statuses.append(_container_status(c, waiting, last))
+        def statuses_of(containers: list[ContainerState], init: bool) -> list[Obj]:
+            out = []
+            for c in containers:
+                last = None
+                if c.state == "terminated":
+                    self.last_terminated[c.name] = _container_status(c)["state"]
+                if c.restart_count:
+                    last = self.last_terminated.get(c.name)
+                waiting = None
+                if crash_loop and c.state == "terminated" and _restarts(policy, c.exit_code, init):
+                    waiting = ("CrashLoopBackOff", f"back-off restarting failed container {c.name}")
+                    last = _container_status(c)["state"]
+                out.append(_container_status(c, waiting, last))
+            return out
+        statuses = statuses_of(state.containers, False)
+        initialized = _initialized(state, spec)
+        if spec.get("initContainers"):
+            inits = statuses_of(state.init_containers, True)
+            have = {s["name"] for s in inits}
+            inits += [_container_status(ContainerState(name=c.get("name", ""), state="waiting",
+                                                       reason="PodInitializing", image=c.get("image", "")))
+                      for c in spec["initContainers"] if c.get("name") not in have]
+            status["initContainerStatuses"] = inits
+            have = {s["name"] for s in statuses}
+            statuses += [_container_status(ContainerState(name=c.get("name", ""), state="waiting",
+                                                          reason="PodInitializing", image=c.get("image", "")))
+                         for c in spec.get("containers") or [] if c.get("name") not in have]
+            failed_init = any(c.state == "terminated" and c.exit_code not in (0, None)
+                              for c in state.init_containers)
+            if not initialized and failed_init and policy == "Never":
+                status["phase"] = "Failed"
+                status["containerStatuses"] = statuses
+                status["conditions"] = [
+                    _condition("PodScheduled", True, old_conditions),
+                    _condition("Initialized", False, old_conditions, "ContainersNotInitialized"),
+                    _condition("ContainersReady", False, old_conditions, "PodFailed"),
+                    _condition("Ready", False, old_conditions, "PodFailed")]
+                return status
         names = [c.get("name") for c in spec.get("containers") or []]
         by_name = {s["name"]: s for s in statuses}
         ready = bool(names) and all(by_name.get(n, {}).get("ready") for n in names)
@@ -507,14 +561,15 @@ class _PodWorker:
                 phase = "Failed"
             else:
                 phase = "Running"
-        elif any(s != "waiting" for s in states):
+        elif initialized and any(s != "waiting" for s in states):
             phase = "Running"
         else:
             phase = "Pending"
         status["phase"] = phase
         status["containerStatuses"] = statuses
         status["conditions"] = [
-            _condition("PodScheduled", True, old_conditions), _condition("Initialized", True, old_conditions),
+            _condition("PodScheduled", True, old_conditions),
+            _condition("Initialized", initialized, old_conditions, "ContainersNotInitialized"),
             _condition("ContainersReady", ready, old_conditions, "ContainersNotReady"),
             _condition("Ready", ready, old_conditions, "ContainersNotReady")]
         return status

@@ -173,3 +173,41 @@ async def test_a_changed_container_spec_replaces_the_container(runtime):
     assert "Killing" in [e.reason for e in runtime.recorded]
     # Unchanged from here on: nothing more is replaced.
     assert (await runtime.sync_pod(p)).containers[0].container_id == second.container_id
+
+
+async def test_init_containers_run_in_order_before_the_containers(runtime):
+    shared = [{"name": "work", "mountPath": "/work"}]
+    p = pod("inits", box("main", "cat /work/steps; sleep 3600", volumeMounts=shared),
+            initContainers=[box("first", "echo one > /work/steps", volumeMounts=shared),
+                            box("second", "echo two >> /work/steps", volumeMounts=shared)],
+            volumes=[{"name": "work", "emptyDir": {}}])
+    uid = p["metadata"]["uid"]
+    state = await runtime.sync_pod(p)
+    assert [c.name for c in state.init_containers] == ["first"] and state.containers == []
+
+    async def step():  # what the agent does: sync whenever the relist shows an init container finished
+        s = await state_of(runtime, uid)
+        if s and all(c.state == "terminated" for c in s.init_containers):
+            s = await runtime.sync_pod(p)
+        return s and s.containers and s.containers[0].state == "running" and s
+    done = await eventually(step, what="both init containers done and the container running")
+    assert [(c.name, c.state, c.exit_code) for c in done.init_containers] == [
+        ("first", "terminated", 0), ("second", "terminated", 0)]
+    log = await runtime.log_file(p, "main")
+
+    async def logged():
+        return log.path.exists() and "stdout F two" in log.path.read_text()
+    await eventually(logged, what="the container saw both init containers' work")
+    assert "stdout F one" in log.path.read_text()
+
+    # A failing init container with restartPolicy Never: nothing after it starts, ever.
+    bad = pod("badinit", box("main", "sleep 3600"), policy="Never",
+              initContainers=[box("check", "exit 7")])
+    await runtime.sync_pod(bad)
+
+    async def failed():
+        s = await state_of(runtime, bad["metadata"]["uid"])
+        return s and s.init_containers and s.init_containers[0].exit_code == 7 and s
+    await eventually(failed, what="the init container failed")
+    again = await runtime.sync_pod(bad)
+    assert again.containers == [] and again.init_containers[0].restart_count == 0

@@ -11,8 +11,8 @@ again after an agent restart (adoption) and never touches anyone else's.
 Logs are containerd's CRI-format files under `<root>/pods/<tenant>_<ns>_<name>_<uid>/`;
 exec goes through CRI's Exec, whose streaming URL the agent relays.
 
-Not yet here: init containers (a pod with some is refused with a clear waiting
-reason), probes (a running container is ready), and volumes other than
+Init containers run in order, each to completion, before the containers start.
+Not yet here: probes (a running container is ready), and volumes other than
 emptyDir and hostPath.
 """
 
@@ -57,6 +57,7 @@ L_NAME = "arktos.io/pod-name"
 L_NAMESPACE = "arktos.io/pod-namespace"
 L_TENANT = "arktos.io/pod-tenant"
 L_CONTAINER = "arktos.io/container-name"
+L_TYPE = "arktos.io/container-type"  # "init" on init containers
 A_HASH = "arktos.io/container-hash"  # of the container's spec: a changed spec means a new container
 
 _CPU_PERIOD = 100_000  # µs, as kubelet sets it
@@ -118,6 +119,7 @@ class ContainerdRuntime:
         self.host_ip = ""
         # A container that could not be created: uid -> name -> (reason, message); pods() reports it.
         self._waiting: dict[str, dict[str, tuple[str, str]]] = {}
+        self._init_names: dict[str, set[str]] = {}  # uid -> its init containers' names
         self._pull_backoff: dict[str, tuple[float, float]] = {}  # image -> (delay, retry at)
         self._status_cache: dict[str, Any] = {}  # container id -> CRI ContainerStatus (exited ones never change)
         self._sandbox_ip: dict[str, str] = {}
@@ -180,22 +182,21 @@ class ContainerdRuntime:
         uid = meta["uid"]
         waiting: dict[str, tuple[str, str]] = {}
         self._waiting[uid] = waiting
-        if spec.get("initContainers"):
-            for c in spec.get("containers") or []:
-                waiting[c.get("name", "")] = ("CreateContainerConfigError",
-                                             "init containers are not supported by the containerd runtime yet")
-            return await self._state(pod)
+        inits = spec.get("initContainers") or []
+        self._init_names[uid] = {c.get("name", "") for c in inits}
         try:
             sandbox_id, sandbox_config = await self._ensure_sandbox(pod)
         except CRIError as exc:
             msg = f"failed to create the pod sandbox: {exc.details}"
             self.events(RuntimeEvent(uid, "FailedCreatePodSandBox", msg, "Warning"))
-            for c in spec.get("containers") or []:
+            for c in [*inits, *(spec.get("containers") or [])]:
                 waiting[c.get("name", "")] = ("ContainerCreating", msg)
             return await self._state(pod)
         cri = self._client()
         policy = spec.get("restartPolicy") or "Always"
         existing = await self._containers({L_UID: uid})
+        if inits and not await self._run_inits(pod, inits, existing, sandbox_id, sandbox_config, waiting):
+            return await self._state(pod)
         for c in spec.get("containers") or []:
             name = c.get("name", "")
             attempts = sorted((x for x in existing if x.labels.get(L_CONTAINER) == name),
@@ -229,6 +230,45 @@ class ContainerdRuntime:
             for old in attempts[:-1]:  # keep one previous instance for `logs --previous`
                 await self._remove_container(old.id)
         return await self._state(pod)
+
+    async def _run_inits(self, pod: Obj, inits: list[Obj], existing: list[Any], sandbox_id: str,
+                         sandbox_config: Obj, waiting: dict[str, tuple[str, str]]) -> bool:
+        """Run the init containers in order, one at a time, in this sandbox; True once all succeeded.
+
+        A new sandbox runs them all again (kubelet does the same).  A failed one runs again unless
+        restartPolicy is Never, in which case the pod has failed and nothing more starts."""
+        uid, spec = pod["metadata"]["uid"], pod.get("spec") or {}
+        policy = spec.get("restartPolicy") or "Always"
+        for c in inits:
+            name = c.get("name", "")
+            attempts = sorted((x for x in existing if x.labels.get(L_CONTAINER) == name),
+                              key=lambda x: x.metadata.attempt)
+            latest = attempts[-1] if attempts else None
+            if latest is not None and latest.pod_sandbox_id == sandbox_id:
+                state = CONTAINER_STATES.get(latest.state, "unknown")
+                if state == "created":
+                    await self._client().call("StartContainer", container_id=latest.id)
+                    return False
+                if state == "running":
+                    return False
+                status = await self._status(latest.id)
+                if status is not None and status.exit_code == 0:
+                    continue
+                if policy == "Never":
+                    return False
+            attempt = latest.metadata.attempt + 1 if latest is not None else 0
+            try:
+                await self._start_container(pod, c, sandbox_id, sandbox_config, attempt, init=True)
+            except _Waiting as exc:
+                waiting[name] = (exc.reason, exc.message)
+            except CRIError as exc:
+                waiting[name] = ("CreateContainerError", exc.details)
+                self.events(RuntimeEvent(uid, "Failed", f"Error: {exc.details}", "Warning", name))
+            else:
+                for old in attempts[:-1]:
+                    await self._remove_container(old.id)
+            return False
+        return True
 
     async def _ensure_sandbox(self, pod: Obj) -> tuple[str, Obj]:
         """The pod's ready sandbox, created (or re-created after it died) when there is none."""
@@ -311,9 +351,12 @@ class ContainerdRuntime:
                                                 f"{loop.time() - started:.3f}s", container=name))
         return ref
 
-    async def _start_container(self, pod: Obj, c: Obj, sandbox_id: str, sandbox_config: Obj, attempt: int) -> None:
+    async def _start_container(self, pod: Obj, c: Obj, sandbox_id: str, sandbox_config: Obj, attempt: int,
+                               init: bool = False) -> None:
         await self._ensure_image(pod, c)
         config = await self._container_config(pod, c, sandbox_id, attempt)
+        if init:
+            config["labels"][L_TYPE] = "init"
         cri = self._client()
         created = await cri.call("CreateContainer", pod_sandbox_id=sandbox_id, config=config,
                                  sandbox_config=sandbox_config, deadline=120)
@@ -528,7 +571,8 @@ class ContainerdRuntime:
         for (u, _), x in sorted(latest.items()):
             state = CONTAINER_STATES.get(x.state, "unknown")
             status = await self._status(x.id, x.state) if state in ("exited", "running") else None
-            pods[u].containers.append(self._container_state(x, status))
+            into = pods[u].init_containers if x.labels.get(L_TYPE) == "init" else pods[u].containers
+            into.append(self._container_state(x, status))
         live_ids = {x.id for x in containers}
         for cid in [c for c in self._status_cache if c not in live_ids]:
             del self._status_cache[cid]
@@ -537,22 +581,28 @@ class ContainerdRuntime:
             del self._sandbox_ip[sid]
         for u, waiting in self._waiting.items():
             if u in pods:
-                have = {c.name for c in pods[u].containers}
-                pods[u].containers.extend(ContainerState(name=n, state="waiting", reason=r, message=m)
-                                          for n, (r, m) in waiting.items() if n not in have)
+                self._add_waiting(pods[u], waiting, self._init_names.get(u, set()))
         return pods
+
+    @staticmethod
+    def _add_waiting(state: PodState, waiting: dict[str, tuple[str, str]], init_names: set[str]) -> None:
+        have = {c.name for c in state.containers} | {c.name for c in state.init_containers}
+        for n, (r, m) in waiting.items():
+            if n not in have:
+                into = state.init_containers if n in init_names else state.containers
+                into.append(ContainerState(name=n, state="waiting", reason=r, message=m))
 
     async def _state(self, pod: Obj) -> PodState:
         meta = pod["metadata"]
         uid = meta["uid"]
         state = (await self._pod_states(uid)).get(uid) or PodState(
             uid=uid, namespace=meta.get("namespace", ""), name=meta.get("name", ""), tenant=meta.get("tenant") or "")
-        have = {c.name for c in state.containers}
-        for n, (r, m) in (self._waiting.get(uid) or {}).items():
-            if n not in have:
-                state.containers.append(ContainerState(name=n, state="waiting", reason=r, message=m))
-        order = {c.get("name"): i for i, c in enumerate((pod.get("spec") or {}).get("containers") or [])}
-        state.containers.sort(key=lambda c: order.get(c.name, len(order)))
+        self._add_waiting(state, self._waiting.get(uid) or {}, self._init_names.get(uid, set()))
+        spec = pod.get("spec") or {}
+        for listed, containers in ((spec.get("containers") or [], state.containers),
+                                   (spec.get("initContainers") or [], state.init_containers)):
+            order = {c.get("name"): i for i, c in enumerate(listed)}
+            containers.sort(key=lambda c: order.get(c.name, len(order)))
         return state
 
     async def pods(self) -> list[PodState]:
@@ -606,6 +656,7 @@ class ContainerdRuntime:
             for x in containers:
                 self._status_cache.pop(x.id, None)
             self._waiting.pop(uid, None)
+            self._init_names.pop(uid, None)
             self._locks.pop(uid, None)
             if meta.get("name"):
                 shutil.rmtree(self.pod_dir(pod), ignore_errors=True)

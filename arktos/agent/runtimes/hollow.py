@@ -98,7 +98,8 @@ class HollowRuntime:
             data = json.loads(self.state_file.read_text())
             for raw in data.get("pods", []):
                 containers = [ContainerState(**c) for c in raw.pop("containers", [])]
-                self._pods[raw["uid"]] = PodState(containers=containers, **raw)
+                inits = [ContainerState(**c) for c in raw.pop("init_containers", [])]
+                self._pods[raw["uid"]] = PodState(containers=containers, init_containers=inits, **raw)
             self._snapshots = dict(data.get("snapshots", {}))
             self._next_ip = int(data.get("next_ip", 0))
 
@@ -156,6 +157,14 @@ class HollowRuntime:
     def _sync_containers(self, state: PodState, spec: Obj) -> bool:
         changed = False
         now = _now()
+        if len(state.init_containers) < len(spec.get("initContainers") or []):
+            # Hollow init containers succeed at once, in order, as a fast real one would.
+            state.init_containers = [
+                ContainerState(name=c.get("name", ""), state="terminated", exit_code=0, reason="Completed",
+                               started_at=now, finished_at=now, image=c.get("image", ""),
+                               image_id=f"hollow://{c.get('image', '')}", container_id=f"hollow://{uuid.uuid4().hex}")
+                for c in spec.get("initContainers") or []]
+            changed = True
         have = {c.name: c for c in state.containers}
         policy = spec.get("restartPolicy") or "Always"
         for c in spec.get("containers") or []:
