@@ -195,6 +195,7 @@ class ComponentProc:
 
         self.component = component
         self.log = log
+        self.args = args
         with open(log, "ab") as out:  # the child keeps its own descriptor
             self.proc = subprocess.Popen([sys.executable, "-m", "arktos", component, *args],
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -193,3 +193,17 @@ def test_a_busybox_deployment_runs_and_is_usable_with_kubectl(cluster, container
     assert init["state"]["terminated"]["reason"] == "Completed" and got["status"]["phase"] == "Running"
     wait_for(lambda: "prepared" in kubectl(kubeconfig, "logs", "with-init").stdout, 20, "the app's log")
     assert procs[2].proc.poll() is None
+
+    # An agent restart adopts what runs: same containers, same restart counts, nothing killed.
+    def containers() -> dict[str, tuple[str, int]]:
+        out = json.loads(kubectl(kubeconfig, "get", "pods", "-A", "-o", "json").stdout)["items"]
+        return {p["metadata"]["name"]: (cs["containerID"], cs["restartCount"]) for p in out
+                for cs in p["status"].get("containerStatuses") or [] if "running" in cs.get("state", {})}
+    before = containers()
+    assert len(before) == 4, before
+    agent = procs[2]
+    assert agent.stop() == 0
+    procs[2] = ComponentProc("node-agent", agent.log, agent.args)
+    procs[2].wait_for_log("node agent for box1 started", 30)
+    time.sleep(3)  # a few relists and syncs of the new agent
+    assert containers() == before
