@@ -7,9 +7,10 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 APT_PKGS := etcd-server libvirt-dev pkg-config containerd runc containernetworking-plugins busybox-static iptables
 
-# For real VMs (the libvirt runtime on qemu:///system) and the opt-in `pytest -m kvm` test; not part of
-# `install`: most machines run VM pods on the test driver or hollow.  After installing, start the
-# daemons (no systemd needed): virtlogd -d && libvirtd -d
+# For real VMs: the libvirt runtime on qemu:///system (QEMU, libvirtd, a seed-ISO maker), and what
+# tools/vm/build-busybox-image.sh needs for the opt-in `pytest -m kvm` test.  `make up` installs them;
+# `make test` does not (the default tests use libvirt's test driver).  Where no systemd starts libvirtd
+# after installing, start it by hand: virtlogd -d && libvirtd -d
 VM_PKGS := qemu-system-x86 qemu-utils libvirt-daemon-system genisoimage busybox-static cpio syslinux \
 	syslinux-common mtools dosfstools
 
@@ -17,24 +18,22 @@ VM_PKGS := qemu-system-x86 qemu-utils libvirt-daemon-system genisoimage busybox-
 
 install: system-deps venv
 
-# Debian packages the cluster and the tests need; skipped when already present.
-system-deps:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# apt-get install those of $(1) that are missing (with sudo unless root); $(2) says what they are for,
+# $(3) are extra apt-get options.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
+	  echo "installing Debian packages for $(2):$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(3) $$missing; \
 	fi
+endef
 
-# Debian packages for real VMs (see VM_PKGS); skipped when already present.
+system-deps:
+	$(call apt_install,$(APT_PKGS),the cluster and the tests,)
+
 vm-deps:
-	@missing=""; for p in $(VM_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages for VMs:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    --no-install-recommends $$missing; \
-	fi
+	$(call apt_install,$(VM_PKGS),real VMs,--no-install-recommends)
 
 venv: $(VENV)/.installed
 
@@ -44,7 +43,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[test]'
 	@touch $@
 
-up: install
+up: install vm-deps
 	$(VENV)/bin/arktos up
 
 down:

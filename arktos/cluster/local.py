@@ -534,8 +534,12 @@ def detect_runtimes() -> tuple[list[str], list[str]]:
         conn.close()
         found.append("libvirt")
     except Exception:  # no module, no daemon, no permission: all mean "not here"
-        missing.append("VM runtime: libvirt with QEMU/KVM (apt-get install libvirt-daemon-system qemu-system-x86 "
-                       "qemu-utils, then start libvirtd)")
+        if shutil.which("libvirtd") and shutil.which("qemu-system-x86_64"):
+            missing.append("VM runtime: libvirt is installed but libvirtd does not answer on qemu:///system "
+                           "(start it: systemctl start libvirtd, or virtlogd -d && libvirtd -d)")
+        else:
+            missing.append("VM runtime: libvirt with QEMU (make vm-deps, or apt-get install libvirt-daemon-system "
+                           "qemu-system-x86 qemu-utils genisoimage; then start libvirtd)")
     lacks = ctd.missing()
     if lacks:
         missing.append(f"container runtime: containerd ({', '.join(lacks)}; {ctd.INSTALL_HINT})")
