@@ -83,3 +83,21 @@ class Strategy:
     def fields(self, obj: Obj) -> dict[str, str]:
         """Values of the kind-specific selectable fields (see `field_names`)."""
         return {}
+
+
+def drop_nulls(obj: Any) -> Any:
+    """Remove `null` members of objects, at any depth, in place; returns `obj`.
+
+    A built-in kind is a Go struct: a JSON `null` decodes to the zero value, which
+    `omitempty` leaves out when the object is written back, so Kubernetes never
+    stores or returns an explicit null ({"labels": null} reads back without
+    labels).  Custom resources keep theirs: their schema decides (`nullable`)."""
+    if isinstance(obj, dict):
+        for key in [k for k, v in obj.items() if v is None]:
+            del obj[key]
+        for value in obj.values():
+            drop_nulls(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            drop_nulls(item)
+    return obj

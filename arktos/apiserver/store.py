@@ -25,6 +25,7 @@ from arktos.api import errors
 from arktos.api.errors import APIError
 from arktos.api.registry import ResourceInfo
 from arktos.api.selectors import compute_hash_key
+from arktos.api.strategy import drop_nulls
 from arktos.api.tenancy import ALL_TENANTS
 from arktos.api.validation import validate_object_meta, validate_object_meta_update
 from arktos.apiserver.auth import UserInfo
@@ -235,6 +236,8 @@ class GenericStore:
 
     async def create(self, ctx: Ctx, obj: Obj) -> Obj:
         info = self.info
+        if info.custom_schema is None:
+            drop_nulls(obj)
         obj["apiVersion"] = info.api_version
         obj["kind"] = info.kind
         meta = self._prepare_meta_for_create(ctx, obj)
@@ -305,6 +308,8 @@ class GenericStore:
             new = await result if isinstance(result, Awaitable) else result
             if not isinstance(new, dict):
                 raise errors.bad_request("the request body must be an object")
+            if info.custom_schema is None:
+                drop_nulls(new)
             new_meta = new.get("metadata")
             if not isinstance(new_meta, dict):
                 new_meta = new["metadata"] = {}

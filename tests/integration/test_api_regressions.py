@@ -157,5 +157,23 @@ async def test_malformed_metadata_and_subresource_bodies_are_4xx(http):
     for method, path, body in cases:
         code, resp = await call(http, method, path, body)
         assert 400 <= code < 500 and resp["kind"] == "Status", (method, path, body, code, resp)
-    code, _ = await call(http, "GET", f"{base}/pods/p/log")
-    assert code == 404
+    # The pod was never scheduled: no node has its log (kube-apiserver's "does not have a host assigned").
+    code, resp = await call(http, "GET", f"{base}/pods/p/log")
+    assert code == 400 and resp["kind"] == "Status", resp
+
+
+async def test_explicit_nulls_in_built_in_kinds_are_not_stored(http):
+    # Kubernetes decodes null into Go's zero value and omits it: nothing reads back as null.
+    name = uniq("nulls")
+    base = "/api/v1/namespaces/default/configmaps"
+    code, body = await call(http, "POST", base, {"metadata": {"name": name, "labels": None, "annotations": {
+        "keep": "1"}}, "data": {"a": "1"}, "binaryData": None})
+    assert code == 201, body
+    assert "labels" not in body["metadata"] and "binaryData" not in body and body["data"] == {"a": "1"}
+    body["data"] = None
+    body["metadata"]["annotations"] = None
+    code, body = await call(http, "PUT", f"{base}/{name}", body)
+    assert code == 200, body
+    code, got = await call(http, "GET", f"{base}/{name}")
+    assert "data" not in got and "annotations" not in got["metadata"], got
+    assert b":null" not in orjson.dumps(got)
