@@ -43,9 +43,11 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9.-])?$")
               help="Seconds between asking each node's runtimes what they run.")
 @click.option("--start-concurrency", default=50, show_default=True, type=click.IntRange(1),
               help="Nodes registering at once.")
-@click.option("--kube-api-qps", default=500.0, show_default=True, type=float,
-              help="Requests per second of all the nodes together (0: no limit).")
-@click.option("--kube-api-burst", default=1000, show_default=True, type=int)
+@click.option("--kube-api-qps", default=5.0, show_default=True, type=click.FloatRange(0),
+              help="Requests per second of each node, as each kubemark hollow kubelet has its own client; the "
+                   "nodes' shared client allows COUNT times this (0: no limit).")
+@click.option("--kube-api-burst", default=10, show_default=True, type=click.IntRange(1),
+              help="Burst of requests of each node (the shared client: COUNT times this).")
 @click.option("-v", "--v", "verbosity", default=2, show_default=True, type=int, is_flag=False, flag_value=4,
               help="Log verbosity (0: warnings and up, 2: progress, 4: debug); a bare -v means 4.")
 def hollow_nodes(kubeconfig: str | None, master: str | None, count: int, name_prefix: str, first_index: int,

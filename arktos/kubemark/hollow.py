@@ -147,8 +147,10 @@ class HollowNodesOptions:
     status_update_interval: float = 60.0
     sync_interval: float = 30.0
     relist_interval: float = 5.0
-    qps: float = 500.0
-    burst: int = 1000
+    # Per node, as each kubemark hollow kubelet has its own client; the shared client paces all nodes
+    # together at count times these.
+    qps: float = 5.0
+    burst: int = 10
     max_connections: int = 50
     start_concurrency: int = 50
     labels: dict[str, str] = field(default_factory=dict)
@@ -167,8 +169,8 @@ class HollowNodes:
             if not name.startswith("hollow"):
                 raise ValueError(f"hollow nodes run the hollow runtimes only, not {name!r}")
         self.options = options
-        self.client = Client(options.config, component="hollow-nodes", qps=options.qps, burst=options.burst,
-                             max_connections=options.max_connections)
+        self.client = Client(options.config, component="hollow-nodes", qps=options.qps * options.count,
+                             burst=options.burst * options.count, max_connections=options.max_connections)
         self.pods = _Fanout(Informer(self.client, PODS, tenant=ALL_TENANTS, field_selector="spec.nodeName!=",
                                      name="pods"))
         self.actions = _Fanout(Informer(self.client, ACTIONS, tenant=ALL_TENANTS, name="actions"))
