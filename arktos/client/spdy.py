@@ -17,13 +17,13 @@ WINDOW_UPDATE (9).  Header blocks are name/value lists (32-bit counts and length
 names, NUL between several values) compressed with zlib primed with the SPDY/3 dictionary, one
 zlib stream per direction for the whole connection, each block ending with a sync flush.
 
-Flow control: a stream's and the session's receive windows (64 KiB each) are re-opened with
-WINDOW_UPDATE as the application consumes what arrived.  For sending, a peer that has shown it
-does flow control (a WINDOW_UPDATE, or SETTINGS_INITIAL_WINDOW_SIZE) is held to its windows.
-Go's spdystream, under every Kubernetes streaming server, neither sends nor reads WINDOW_UPDATE,
-so a peer that has taken a whole window without a word is asked with a PING; when the answer
-comes back and still no WINDOW_UPDATE did, the peer is taken not to do flow control and TCP's
-backpressure is all there is (as between spdystream peers).
+Flow control: Go's spdystream, under every Kubernetes streaming server, neither sends nor reads
+WINDOW_UPDATE, and client-go sends none; so the peer's manners are learnt.  A peer that sends a
+WINDOW_UPDATE or SETTINGS_INITIAL_WINDOW_SIZE does flow control: it is held to its windows (a
+stream's and, SPDY/3.1, the session's) and ours are re-opened as the application reads.  A peer
+that sends past a window we gave, or has taken a whole window of ours and answered a PING
+without a WINDOW_UPDATE, does not: TCP's backpressure is then all there is (as between
+spdystream peers), and we send it no WINDOW_UPDATE (see `_consumed` for why that matters).
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ class SpdyStream:
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._unacked = 0  # consumed but not yet given back with WINDOW_UPDATE
+        self._outstanding = 0  # received but not yet given back: the peer's window is DEFAULT_WINDOW minus this
         self._remote_closed = False  # FIN, RST_STREAM or the connection's end
         self._local_closed = False
         self._readable = asyncio.Event()
@@ -266,6 +267,8 @@ class SpdyConnection:
         self._initial_send_window = DEFAULT_WINDOW
         self._session_send_window = DEFAULT_WINDOW
         self._session_unacked = 0
+        self._session_outstanding = 0
+        self._grace: asyncio.Task[None] | None = None
         self._session_window = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._closed_event = asyncio.Event()
@@ -368,6 +371,8 @@ class SpdyConnection:
             with contextlib.suppress(SpdyError, OSError):
                 await self._send(_control(GOAWAY, 0, struct.pack(">II", 0, 0)))
         self._shutdown(None)
+        if self._grace is not None:
+            self._grace.cancel()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
@@ -422,17 +427,50 @@ class SpdyConnection:
             self.peer_flow_control = False
 
     async def _consumed(self, stream: SpdyStream, n: int) -> None:
-        """Give consumed bytes back to the peer's windows once half a window has been read."""
+        """Give consumed bytes back to the peer's windows.
+
+        To a peer that does flow control: once half a window has been read, as the draft suggests.
+        To one that does not (it sent past a window): never.  Unknown: only when a window is used
+        up (the peer, if strict, now waits) and nothing more came for a moment.  This restraint is
+        for spdystream: it ignores WINDOW_UPDATE, and one that reaches it just as it closes the
+        connection is unread data there, so its kernel answers with a TCP reset, which makes ours
+        drop the command's last output and Status before we read them (seen with cat of 300 KB
+        under load).  client-go sends none at all.
+        """
         if self.closed or n <= 0:
             return
         stream._unacked += n
         self._session_unacked += n
+        if self.peer_flow_control is True:
+            if stream._unacked >= DEFAULT_WINDOW // 2 or self._session_unacked >= DEFAULT_WINDOW // 2:
+                await self._give_back(stream_threshold=DEFAULT_WINDOW // 2, session_threshold=DEFAULT_WINDOW // 2)
+        elif self.peer_flow_control is None and self._grace is None and (
+                stream._outstanding >= DEFAULT_WINDOW or self._session_outstanding >= DEFAULT_WINDOW):
+            self._grace = asyncio.create_task(self._give_back_later(), name="spdy-window-grace")
+
+    async def _give_back_later(self) -> None:
+        try:
+            await asyncio.sleep(0.25)
+            if self.peer_flow_control is None:  # still unknown: re-open only what is used up
+                await self._give_back(stream_threshold=1, session_threshold=1, exhausted_only=True)
+        finally:
+            self._grace = None
+
+    async def _give_back(self, *, stream_threshold: int, session_threshold: int, exhausted_only: bool = False) -> None:
+        if self.closed:
+            return
         frames = b""
-        if stream._unacked >= DEFAULT_WINDOW // 2 and not stream._remote_closed:
-            frames += _control(WINDOW_UPDATE, 0, struct.pack(">II", stream.id, stream._unacked))
-            stream._unacked = 0
-        if self._session_unacked >= DEFAULT_WINDOW // 2:
+        for s in self._streams.values():
+            if exhausted_only and s._outstanding < DEFAULT_WINDOW:
+                continue
+            if s._unacked >= stream_threshold and not s._remote_closed:
+                frames += _control(WINDOW_UPDATE, 0, struct.pack(">II", s.id, s._unacked))
+                s._outstanding -= s._unacked
+                s._unacked = 0
+        if self._session_unacked >= session_threshold and (
+                not exhausted_only or self._session_outstanding >= DEFAULT_WINDOW):
             frames += _control(WINDOW_UPDATE, 0, struct.pack(">II", 0, self._session_unacked))
+            self._session_outstanding -= self._session_unacked
             self._session_unacked = 0
         if frames:
             with contextlib.suppress(SpdyError):
@@ -486,6 +524,13 @@ class SpdyConnection:
 
     async def _data_frame(self, stream_id: int, flags: int, data: bytes) -> None:
         stream = self._streams.get(stream_id)
+        self._session_outstanding += len(data)
+        if stream is not None:
+            stream._outstanding += len(data)
+        if self.peer_flow_control is None and (self._session_outstanding > DEFAULT_WINDOW or (
+                stream is not None and stream._outstanding > DEFAULT_WINDOW)):
+            log.debug("SPDY peer sent past the window it was given: it does no flow control")
+            self.peer_flow_control = False
         if stream is None or stream.reset_status is not None:
             # Data for a stream we do not know (or reset): counted against the session all the same.
             self._session_unacked += len(data)

@@ -7,6 +7,7 @@ framing with the same SPDY/3 rules: its own zlib streams, the SPDY/3 dictionary,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import zlib
 
@@ -110,3 +111,55 @@ async def test_a_refused_upgrade_says_what_the_server_said():
         assert err.value.status == 404 and "unknown token" in str(err.value)
     finally:
         server.close()
+
+
+async def silent_sender(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: dict, strict: bool) -> None:
+    """A peer that announces nothing and sends 64 KiB + 1000 bytes on the first stream: if `strict`, it
+    waits for WINDOW_UPDATEs (stream and session) after the first window; else it sends straight on."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n")
+    deflate = zlib.compressobj(zdict=spdy.DICTIONARY)
+    seen["updates"] = []
+    first, flags_len = struct.unpack(">II", await reader.readexactly(8))
+    await reader.readexactly(flags_len & 0xFFFFFF)  # SYN_STREAM 1
+    block = deflate.compress(spdy.encode_headers({})) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    writer.write(control(spdy.SYN_REPLY, 0, struct.pack(">I", 1) + block))
+    for _ in range(2):
+        writer.write(struct.pack(">II", 1, 32 * 1024) + b"a" * 32 * 1024)
+    await writer.drain()
+    if strict:
+        while {sid for sid, _ in seen["updates"]} != {0, 1}:
+            first, flags_len = struct.unpack(">II", await reader.readexactly(8))
+            p = await reader.readexactly(flags_len & 0xFFFFFF)
+            if first & 0xFFFF == spdy.WINDOW_UPDATE:
+                seen["updates"].append(struct.unpack(">II", p))
+    writer.write(struct.pack(">II", 1, (spdy.FLAG_FIN << 24) | 1000) + b"b" * 1000)
+    await writer.drain()
+    await asyncio.sleep(0.5)  # what the client sends meanwhile is counted
+    with contextlib.suppress(asyncio.TimeoutError, asyncio.IncompleteReadError):
+        while True:
+            first, flags_len = struct.unpack(">II", await asyncio.wait_for(reader.readexactly(8), 0.1))
+            p = await reader.readexactly(flags_len & 0xFFFFFF)
+            if first & 0xFFFF == spdy.WINDOW_UPDATE and first & 0x80000000:
+                seen["updates"].append(struct.unpack(">II", p))
+    writer.close()
+
+
+@pytest.mark.parametrize("strict", [True, False])
+async def test_windows_reopen_for_a_silent_strict_sender_and_never_for_one_that_ignores_them(strict):
+    seen: dict = {}
+    server = await asyncio.start_server(lambda r, w: silent_sender(r, w, seen, strict), "127.0.0.1", 0)
+    try:
+        conn = await spdy.SpdyConnection.connect(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x")
+        stream = await conn.open_stream({"streamtype": "stdout"})
+        got = await asyncio.wait_for(stream.read_all(), 10)
+        assert got == b"a" * 65536 + b"b" * 1000
+        await asyncio.sleep(0.6)
+        await conn.close()
+    finally:
+        server.close()
+    if strict:  # it waited at the window's end: given back after a moment without more data
+        assert sorted(seen["updates"]) == [(0, 65536), (1, 65536)]
+        assert conn.peer_flow_control is None
+    else:  # it sent past the window: no WINDOW_UPDATE, ever (spdystream would reset on a late one)
+        assert seen["updates"] == [] and conn.peer_flow_control is False
