@@ -21,6 +21,7 @@ How `up` reports is a `Progress`: plain lines here, a richer display in the CLI.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import socket
@@ -280,6 +281,8 @@ class LocalCluster:
             for line in missing:
                 progress.note(f"missing {line}")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        previous = self.saved_choices(self.state_dir)
+        gone_nodes = self._node_names(previous) - set(self.node_names())
         self.save_choices()
         progress.begin("Generating certificates")
         changed = bool(self.pki.ensure(["localhost", "127.0.0.1"]))
@@ -289,7 +292,7 @@ class LocalCluster:
         self.write_kubeconfigs()
         self.write_configs()
         progress.end(f"kubeconfigs in {self.state_dir}, component configuration in {self.config_dir}")
-        changed |= self._stop_unwanted()
+        changed |= self._stop_unwanted(previous)
         for comp in self.components:
             progress.begin(comp.title or f"Starting {comp.name}")
             try:
@@ -297,6 +300,7 @@ class LocalCluster:
             except BaseException:
                 progress.fail()
                 raise
+        changed |= self._forget_nodes(gone_nodes)
         if self.tenant:
             progress.begin(f"Making tenant {self.tenant} ready")
             try:
@@ -312,6 +316,10 @@ class LocalCluster:
         """Start `comp` unless it already runs healthy; True if it was started."""
         assert self.progress is not None
         pid = comp.process.pid()
+        if pid is not None and self._config_changed(comp):
+            self.progress.note(f"{comp.name}'s configuration changed: restarting it")
+            comp.process.stop()
+            pid = None
         if pid is not None and (comp.healthy() or self._wait_healthy(comp, 5.0)):
             # Running but unhealthy for a moment (say, just restarted) gets the benefit of the doubt.
             self.progress.end(f"{comp.name} is already running (pid {pid})")
@@ -323,6 +331,7 @@ class LocalCluster:
             comp.prepare()
         started = time.monotonic()
         pid = comp.process.start(comp.argv(), comp.log)
+        self._started_config(comp).write_text(self._config_text(comp))
         if not self._wait_healthy(comp, timeout):
             why = "exited" if comp.process.pid() is None else f"did not become healthy within {timeout:.0f}s"
             raise UpError(f"{comp.name} {why}; see {comp.log}\n" + _tail(comp.log))
@@ -330,14 +339,79 @@ class LocalCluster:
         self.progress.end(f"started {comp.name} (pid {pid}{where}) in {time.monotonic() - started:.1f}s")
         return True
 
-    def _stop_unwanted(self) -> bool:
-        """Stop what an earlier `up` started and this one does not want (fewer node agents, no hollow nodes)."""
+    def _config_text(self, comp: Component) -> str:
+        try:
+            return self.config_file(comp.name).read_text()
+        except OSError:
+            return ""
+
+    def _started_config(self, comp: Component) -> Path:
+        """The configuration `comp` was started with (beside its PID file)."""
+        return self.run_dir / f"{comp.name}.config"
+
+    def _config_changed(self, comp: Component) -> bool:
+        """Whether `comp`'s configuration file differs from the one it runs with (an `up` with new options)."""
+        try:
+            return self._started_config(comp).read_text() != self._config_text(comp)
+        except OSError:
+            return False  # no record of what it started with: leave it be
+
+    def node_names(self) -> list[str]:
+        """Every Node this cluster runs: its node agents' and its hollow nodes'."""
+        return self.agent_names() + [f"{HOLLOW_PREFIX}{i}" for i in range(1, self.hollow_nodes + 1)]
+
+    def _node_names(self, choices: dict[str, Any]) -> set[str]:
+        """The Nodes a cluster made with `choices` (an earlier `up`'s) ran; none for a new cluster."""
+        if not choices:
+            return set()
+        name = choices.get("node_name") or self.node_name
+        agents = int(choices.get("node_agents", 1))
+        return ({name if i == 1 else f"{name}-{i}" for i in range(1, agents + 1)}
+                | {f"{HOLLOW_PREFIX}{i}" for i in range(1, int(choices.get("hollow_nodes", 0)) + 1)})
+
+    def _forget_nodes(self, names: set[str]) -> bool:
+        """Delete the Nodes an earlier `up` ran and this one does not (fewer agents or hollow nodes)."""
         assert self.progress is not None
+        removed = False
+        for name in sorted(names):
+            code, body = self.api("DELETE", f"/api/v1/nodes/{name}")
+            if code in (200, 202):
+                self.progress.note(f"removed node {name}: this cluster no longer has it")
+                removed = True
+            elif code != 404:
+                raise UpError(f"could not remove node {name}: {code} {body.get('message', '')}")
+        return removed
+
+    def _stop_unwanted(self, previous: dict[str, Any]) -> bool:
+        """Stop what an earlier `up` (made with `previous` choices) started and this one does not want: fewer
+        node agents, no hollow nodes.  Each goes as `down` stops it (a containerd removes its pods first)."""
+        assert self.progress is not None
+        known = {c.name for c in self.components}
+        earlier = self._with_choices(previous).components if previous else []
         stopped = False
-        for proc in self.stray_processes():
+        for comp in reversed(earlier):
+            if comp.name not in known and self._stop(comp):
+                self.progress.note(f"stopped {comp.name}: this cluster no longer has it")
+                stopped = True
+        for proc in self.stray_processes():  # anything else with a PID file here
             if proc.stop():
                 self.progress.note(f"stopped {proc.name}: this cluster no longer has it")
                 stopped = True
+        return stopped
+
+    def _with_choices(self, choices: dict[str, Any]) -> LocalCluster:
+        """This cluster as an earlier `up` made it (its node name, runtimes and node counts)."""
+        kw = {k: choices[k] for k in ("node_name", "runtimes", "node_agents", "hollow_nodes") if k in choices}
+        return dataclasses.replace(self, **kw)
+
+    @staticmethod
+    def _stop(comp: Component, purge: bool = False) -> bool:
+        """Stop one component, with its hooks; True if it was running."""
+        if comp.before_stop is not None and comp.process.pid() is not None:
+            comp.before_stop()
+        stopped = comp.process.stop()
+        if comp.after_stop is not None:
+            comp.after_stop(purge)
         return stopped
 
     def stray_processes(self) -> list[Process]:
@@ -490,14 +564,7 @@ class LocalCluster:
 
     def down(self, purge: bool = False) -> list[str]:
         """Stop every process this cluster started, the ones an earlier `up` wanted included."""
-        stopped = []
-        for c in reversed(self.components):
-            if c.before_stop is not None and c.process.pid() is not None:
-                c.before_stop()
-            if c.process.stop():
-                stopped.append(c.name)
-            if c.after_stop is not None:
-                c.after_stop(purge)
+        stopped = [c.name for c in reversed(self.components) if self._stop(c, purge)]
         stopped += [p.name for p in self.stray_processes() if p.stop()]
         if purge and self.state_dir.exists():
             shutil.rmtree(self.state_dir)

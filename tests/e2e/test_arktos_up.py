@@ -175,6 +175,22 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert "started apiserver" in resumed.stdout and "etcd is already running" in resumed.stdout
         final_pids = {p.name: p.read_text().split() for p in (state / "run").glob("*.pid")}
         assert len(final_pids) == 9
+
+        # Fewer nodes: the second agent and its containerd stop, the hollow nodes restart with their new
+        # count, and the Nodes no longer run are removed.
+        fewer = arktos("up", *opts, "--node-agents", "1", "--hollow-nodes", "2")
+        assert fewer.returncode == 0, fewer.stderr + fewer.stdout
+        for line in ("stopped node-agent-2", "stopped containerd-2", "hollow-nodes's configuration changed",
+                     "removed node up-node-2", "removed node hollow-node-5", "etcd is already running"):
+            assert line in fewer.stdout, fewer.stdout
+        nodes = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc"), "get", "nodes", "-o",
+                                "json"], capture_output=True, text=True, env=env, timeout=60)
+        assert {n["metadata"]["name"] for n in json.loads(nodes.stdout)["items"]} == {
+            "up-node", "hollow-node-1", "hollow-node-2"}
+        assert not listening(agent_port + 1)
+        now = {p.name: p.read_text().split() for p in (state / "run").glob("*.pid")}
+        assert len(now) == 7
+        final_pids = {**{f"old {k}": v for k, v in final_pids.items()}, **now}  # all must be gone after down
     finally:
         down = arktos("down", "--purge", *opts)
     assert down.returncode == 0 and "stopped" in down.stdout
