@@ -702,8 +702,7 @@ class NodeAgent:
                 await rt.stop()
         for rec in self._recorders.values():  # what is queued is written, unless the server is gone
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await rec.stop()
+                await rec.stop(timeout=5)
         if self._shared is None:  # shared clients belong to whoever shares them
             for c in {id(c): c for c in [self.client, *self.tenant_clients]}.values():
                 await c.close()
@@ -964,7 +963,8 @@ def _action_event(worker: _PodWorker, name: str, spec: Obj, result: Obj) -> None
         op = name.rsplit("-", 1)[0] or "VM"
         worker.event(WARNING, "ActionFailed", f"{op} action {name} failed: {result['error']}", vm)
     elif "rebootStatus" in result:
-        worker.event(NORMAL, "Rebooted", f"Virtual machine {vm} rebooted (action {name})", vm)
+        how = f": {result['message']}" if result.get("message") else ""
+        worker.event(NORMAL, "Rebooted", f"Virtual machine {vm} rebooted (action {name}){how}", vm)
     elif "snapshotStatus" in result:
         sid = (result.get("snapshotStatus") or {}).get("snapshotID", "")
         worker.event(NORMAL, "SnapshotCreated", f"Snapshot {sid} of virtual machine {vm} taken (action {name})", vm)

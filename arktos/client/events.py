@@ -148,13 +148,21 @@ class EventRecorder:
         if self._task is not None and not self._task.done():
             await self._queue.join()
 
-    async def stop(self) -> None:
-        """Write what is queued, then stop the writer."""
-        await self.flush()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    async def stop(self, timeout: float | None = None) -> None:
+        """Write what is queued (for at most `timeout` seconds), then stop the writer.
+
+        The writer stops either way: left running, it would write with a client its owner is
+        about to close."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self.flush()
+        except TimeoutError:
+            log.warning("%d events not written within %.0fs of stopping: dropped", self._queue.qsize(), timeout)
+        finally:
+            task, self._task = self._task, None
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def __aenter__(self) -> EventRecorder:
         return self
