@@ -370,17 +370,28 @@ class LocalCluster:
                 | {f"{HOLLOW_PREFIX}{i}" for i in range(1, int(choices.get("hollow_nodes", 0)) + 1)})
 
     def _forget_nodes(self, names: set[str]) -> bool:
-        """Delete the Nodes an earlier `up` ran and this one does not (fewer agents or hollow nodes)."""
+        """Delete the Nodes an earlier `up` ran and this one does not (fewer agents or hollow nodes).
+
+        The Nodes go first, so the scheduler places nothing new on them, then their pods, at once (no agent
+        is left to end them gracefully), as Kubernetes' pod garbage collector removes the pods of a deleted
+        node; their controllers replace them on the nodes that remain.
+        """
         assert self.progress is not None
-        removed = False
+        removed = []
         for name in sorted(names):
             code, body = self.api("DELETE", f"/api/v1/nodes/{name}")
             if code in (200, 202):
-                self.progress.note(f"removed node {name}: this cluster no longer has it")
-                removed = True
+                removed.append(name)
             elif code != 404:
                 raise UpError(f"could not remove node {name}: {code} {body.get('message', '')}")
-        return removed
+        for name in removed:
+            code, pods = self.api("GET", f"/api/v1/tenants/all/pods?fieldSelector=spec.nodeName%3D{name}")
+            for pod in pods.get("items", []) if code == 200 else []:
+                meta = pod["metadata"]
+                self.api("DELETE", f"/api/v1/tenants/{meta['tenant']}/namespaces/{meta['namespace']}/pods/"
+                         f"{meta['name']}", {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0})
+            self.progress.note(f"removed node {name} and its pods: this cluster no longer has it")
+        return bool(removed)
 
     def _stop_unwanted(self, previous: dict[str, Any]) -> bool:
         """Stop what an earlier `up` (made with `previous` choices) started and this one does not want: fewer

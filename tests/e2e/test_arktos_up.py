@@ -8,6 +8,7 @@ import random
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from arktos.cluster.etcd import free_port
@@ -177,7 +178,14 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert len(final_pids) == 9
 
         # Fewer nodes: the second agent and its containerd stop, the hollow nodes restart with their new
-        # count, and the Nodes no longer run are removed.
+        # count, and the Nodes no longer run are removed, their pods replaced on the nodes that remain.
+        kc3 = [kubectl_binary(30), "--cache-dir", str(tmp_path / "kc3")]
+        made = subprocess.run([*kc3, "create", "-f", "-"], input=spread, capture_output=True, text=True,
+                              env=demo_env, timeout=60)
+        assert made.returncode == 0, made.stderr
+        rollout = subprocess.run([*kc3, "rollout", "status", "deployment/spread", "--timeout=60s"],
+                                 capture_output=True, text=True, env=demo_env, timeout=90)
+        assert rollout.returncode == 0, rollout.stderr
         fewer = arktos("up", *opts, "--node-agents", "1", "--hollow-nodes", "2")
         assert fewer.returncode == 0, fewer.stderr + fewer.stdout
         for line in ("stopped node-agent-2", "stopped containerd-2", "hollow-nodes's configuration changed",
@@ -188,6 +196,18 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert {n["metadata"]["name"] for n in json.loads(nodes.stdout)["items"]} == {
             "up-node", "hollow-node-1", "hollow-node-2"}
         assert not listening(agent_port + 1)
+
+        deadline, placed = time.monotonic() + 30, []
+        while time.monotonic() < deadline:
+            got = subprocess.run([*kc3, "get", "pods", "-l", "app=spread", "-o", "json"], capture_output=True,
+                                 text=True, env=demo_env, timeout=60)
+            placed = [(p["spec"].get("nodeName"), p["status"].get("phase")) for p in json.loads(got.stdout)["items"]]
+            remaining = ("hollow-node-1", "hollow-node-2")
+            if len(placed) == 5 and all(n in remaining and ph == "Running" for n, ph in placed):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the spread pods were not replaced on the hollow nodes that remain: {placed}")
         now = {p.name: p.read_text().split() for p in (state / "run").glob("*.pid")}
         assert len(now) == 7
         final_pids = {**{f"old {k}": v for k, v in final_pids.items()}, **now}  # all must be gone after down
