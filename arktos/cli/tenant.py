@@ -172,7 +172,7 @@ def kubeconfig(tenant_name: str, user: str, groups: str, output: Path | None, st
     runs where `arktos up` keeps its state.
     """
     from arktos.client import load_kubeconfig
-    from arktos.cluster import render
+    from arktos.cluster.local import write_user_kubeconfig
     from arktos.cluster.pki import ClusterPKI
 
     state = state_dir.expanduser()
@@ -180,13 +180,9 @@ def kubeconfig(tenant_name: str, user: str, groups: str, output: Path | None, st
     pki = ClusterPKI(state / "pki")
     if not pki.ca.cert.exists():
         raise click.ClickException(f"no cluster CA in {pki.dir}: bring the cluster up with 'arktos up' first")
-    pair = pki.tenant_client(tenant_name, user, [g for g in groups.split(",") if g])
-    path = output or state / "users" / f"{tenant_name}-{user}.kubeconfig"
-    context = f"{user}@{tenant_name}"
-    render.write(path, render.render(
-        "kubeconfig.yaml.j2", cluster_name="arktos-local", server=admin.server, ca_file=str(pki.ca.cert),
-        user_name=context, client_cert_file=str(pair.cert), client_key_file=str(pair.key), token=None,
-        context_name=context, tenant=tenant_name, namespace="default"), 0o600)
+    path = write_user_kubeconfig(pki, admin.server, tenant_name, user,
+                                 output or state / "users" / f"{tenant_name}-{user}.kubeconfig",
+                                 [g for g in groups.split(",") if g])
     click.echo(f"wrote {path}\n  export KUBECONFIG={path}\n  kubectl get pods   # acts in tenant {tenant_name}")
     if os.environ.get("KUBECONFIG") == str(path):
         click.echo("(KUBECONFIG already points at it)")

@@ -564,12 +564,8 @@ class LocalCluster:
     def write_user_kubeconfig(self, tenant: str, user: str, groups: list[str] | None = None,
                               path: Path | None = None) -> Path:
         """A kubeconfig for a tenant's user (its own certificate); plain kubectl with it stays in the tenant."""
-        pair = self.pki.tenant_client(tenant, user, groups or [])
-        path = path or self.state_dir / "users" / f"{tenant}-{user}.kubeconfig"
-        context = f"{user}@{tenant}"
-        render.write(path, self._kubeconfig_text(context, pair.cert, pair.key, context=context, tenant=tenant,
-                                                 namespace="default"), 0o600)
-        return path
+        return write_user_kubeconfig(self.pki, self.server, tenant, user,
+                                     path or self.state_dir / "users" / f"{tenant}-{user}.kubeconfig", groups)
 
     # -- down and status ---------------------------------------------------------------------
 
@@ -598,6 +594,19 @@ class LocalCluster:
                 rows.append({"component": proc.name, "pid": str(pid), "port": "-", "health": "unwanted",
                              "log": str(self._log(proc.name))})
         return rows
+
+
+def write_user_kubeconfig(pki: ClusterPKI, server: str, tenant: str, user: str, path: Path,
+                          groups: list[str] | None = None) -> Path:
+    """Write a kubeconfig for `user` of `tenant` with a client certificate from `pki`'s CA; its context
+    carries the tenant, so plain kubectl commands act inside it.  Shared by `up` and `arktos kubeconfig`."""
+    pair = pki.tenant_client(tenant, user, groups or [])
+    context = f"{user}@{tenant}"
+    render.write(path, render.render(
+        "kubeconfig.yaml.j2", cluster_name=CLUSTER_NAME, server=server, ca_file=str(pki.ca.cert), user_name=context,
+        client_cert_file=str(pair.cert), client_key_file=str(pair.key), token=None, context_name=context,
+        tenant=tenant, namespace="default"), 0o600)
+    return path
 
 
 def detect_runtimes() -> tuple[list[str], list[str]]:
