@@ -4,7 +4,7 @@ Runs `arktos up` in a throwaway state directory on free ports, waits `--idle`
 seconds, reads each component's resident memory, then `arktos down --purge`.
 Not a test: it prints figures and the machine they were measured on.
 
-    .venv/bin/python tools/bench/up.py [--runs 3] [--idle 10] [--runtimes hollow,hollow-vm]
+    .venv/bin/python tools/bench/up.py [--runs 3] [--idle 10] [--runtimes auto|containerd,hollow-vm|hollow,hollow-vm]
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds to wait before reading memory")
-    parser.add_argument("--runtimes", default="hollow,hollow-vm")
+    parser.add_argument("--runtimes", default="auto", help="as arktos up --runtimes (auto: what this machine offers)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     times, totals, planes = [], [], []
@@ -88,7 +88,7 @@ def main() -> None:
     print(f"up to a Ready node: best {min(times):.2f} s, median {statistics.median(times):.2f} s "
           f"(target < 10 s)")
     print(f"control plane (etcd, apiserver, controller-manager, scheduler) at idle: median "
-          f"{statistics.median(planes):.0f} MB (target < 300 MB); with the node agent "
+          f"{statistics.median(planes):.0f} MB (target < 300 MB); with the node (agent, containerd) "
           f"{statistics.median(totals):.0f} MB")
 
 
