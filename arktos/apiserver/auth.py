@@ -47,6 +47,10 @@ class Authenticator(Protocol):
 
 
 class Authorizer(Protocol):
+    """Decides one request.  An authorizer may also offer `rules_for(user, tenant, namespace)` ->
+    (resource rules, non-resource rules, incomplete, error) for SelfSubjectRulesReview; one that does
+    not makes the review's answer incomplete."""
+
     async def authorize(self, attrs: Attributes) -> tuple[bool, str]: ...
 
 
@@ -65,3 +69,8 @@ class InsecureAuthenticator:
 class AlwaysAllow:
     async def authorize(self, attrs: Attributes) -> tuple[bool, str]:
         return True, ""
+
+    def rules_for(self, user: UserInfo, tenant: str, namespace: str) -> tuple[list[dict], list[dict], bool, str]:
+        """Everything, as a SelfSubjectRulesReview lists it."""
+        return ([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                [{"verbs": ["*"], "nonResourceURLs": ["*"]}], False, "")

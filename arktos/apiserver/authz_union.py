@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from arktos.apiserver.auth import Attributes, Authorizer
+from arktos.apiserver.auth import Attributes, Authorizer, UserInfo
 from arktos.apiserver.nodeauth import NO_OPINION
 
 
@@ -28,6 +28,25 @@ class UnionAuthorizer:
             if reason and reason != NO_OPINION:
                 reasons.append(reason)
         return False, "; ".join(reasons)
+
+    def rules_for(self, user: UserInfo, tenant: str, namespace: str) -> tuple[list[dict], list[dict], bool, str]:
+        """The union of what each member lists; incomplete when one of them cannot list its rules."""
+        resources: list[dict] = []
+        urls: list[dict] = []
+        incomplete = False
+        problems: list[str] = []
+        for authorizer in self.authorizers:
+            rules_for = getattr(authorizer, "rules_for", None)
+            if rules_for is None:
+                incomplete = True
+                continue
+            res, non_res, partial, error = rules_for(user, tenant, namespace)
+            resources.extend(res)
+            urls.extend(non_res)
+            incomplete = incomplete or partial
+            if error:
+                problems.append(error)
+        return resources, urls, incomplete, "; ".join(problems)
 
     def start(self) -> None:
         """Start the members that follow the watch cache (call once the caches are running)."""

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from arktos.api.tenancy import SYSTEM_TENANT
-from arktos.apiserver.auth import Attributes
+from arktos.apiserver.auth import Attributes, UserInfo
 from arktos.apiserver.cache import CacheManager, Entry
 from arktos.apiserver.cachefeed import CacheFeed, key_parts
 
@@ -219,6 +219,12 @@ class NodeAuthorizer:
             self.graph.set_pod(key, node or "", new)
         else:
             self.graph.set_action(key, node or "")
+
+    def rules_for(self, user: UserInfo, tenant: str, namespace: str) -> tuple[list[dict], list[dict], bool, str]:
+        """A node's permissions follow its pods and cannot be listed as rules (as in Kubernetes)."""
+        if node_name(Attributes(user, "", tenant, namespace, "", "", "", "", "")) is not None:
+            return [], [], True, "node authorizer does not support user rule resolution"
+        return [], [], False, ""
 
     async def authorize(self, attrs: Attributes) -> tuple[bool, str]:
         return self.decide(attrs)

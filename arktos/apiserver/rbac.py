@@ -47,7 +47,7 @@ import orjson
 from arktos.api.errors import APIError
 from arktos.api.selectors import LabelSelector, label_selector_from_dict
 from arktos.api.tenancy import SYSTEM_TENANT
-from arktos.apiserver.auth import Attributes
+from arktos.apiserver.auth import Attributes, UserInfo
 from arktos.apiserver.cache import CacheManager, Entry
 from arktos.apiserver.cachefeed import CacheFeed, key_parts
 
@@ -414,6 +414,27 @@ class TenantPolicy:
                 self._compile_scope(s, perms, namespace)
         return perms
 
+    def binding_rules(self, b: _Binding) -> tuple[Rule, ...]:
+        """The rules a binding grants (aggregation resolved); none while its role does not exist."""
+        if b.ref_kind == "ClusterRole":
+            return self.cluster_role_rules(b.ref_name)
+        if b.ref_kind == "Role" and b.namespace:
+            role = self.roles.get((b.namespace, b.ref_name))
+            return role.rules if role is not None else ()
+        return ()
+
+    def rules_of(self, name: str, groups: Iterable[str], namespace: str) -> Iterator[tuple[bool, Rule]]:
+        """(whether from a ClusterRoleBinding, rule) for every rule bound to a user or its groups, tenant-wide
+        and, when `namespace` is given, by RoleBindings in it: what a rules review lists."""
+        found = [self.users.get(name) if name else None, *(self.groups.get(g) for g in groups)]
+        for s in found:
+            if s is None:
+                continue
+            for ns in ("", namespace) if namespace else ("",):
+                for key in s.bindings.get(ns, ()):
+                    for rule in self.binding_rules(self.bindings[key]):
+                        yield not ns, rule
+
     def subjects_of(self, name: str, groups: Iterable[str]) -> Iterator[Perms]:
         """The permissions of a user and of each of its groups that some binding names."""
         s = self.users.get(name)
@@ -531,6 +552,52 @@ class RBACAuthorizer:
                 return True, ""
         return False, "no RBAC policy matched"
 
+    def rules_for(self, user: UserInfo, tenant: str, namespace: str) -> RulesAnswer:
+        """What `user` may do in `namespace` of `tenant`, as SelfSubjectRulesReview lists it: the rules of
+        the bindings `decide` would consult for such a request, so the list never shows a rule `decide`
+        would not honour.  A tenant user gets nothing in another tenant."""
+        user_tenant = user.tenant
+        if user_tenant == SYSTEM_TENANT and SUPERUSER_GROUP in user.groups:
+            return [dict(ALL_RESOURCES)], [dict(ALL_URLS)], False, ""
+        if not user_tenant or (user_tenant != SYSTEM_TENANT and user_tenant != tenant):
+            return [], [], False, ""
+        if not self.feed.sync():
+            return [], [], True, "RBAC policy is not loaded yet"
+        resources: dict[tuple, dict[str, Any]] = {}
+        urls: dict[tuple, dict[str, Any]] = {}
 
-__all__ = ["SUPERUSER_GROUP", "CompiledRole", "Perms", "RBACAuthorizer", "Rule", "TenantPolicy", "index_allows",
-           "sa_user"]
+        def collect(policy: TenantPolicy, name: str, groups: Iterable[str], ns: str, only_urls: bool) -> None:
+            for tenant_wide, rule in policy.rules_of(name, groups, ns):
+                if rule.resources and not only_urls:
+                    out = {"verbs": list(rule.verbs), "apiGroups": list(rule.groups),
+                           "resources": list(rule.resources)}
+                    if rule.names is not None:
+                        out["resourceNames"] = sorted(rule.names)
+                    resources.setdefault(_rule_key(out), out)
+                if rule.urls and tenant_wide:  # non-resource URLs count in ClusterRoleBindings only
+                    out = {"verbs": list(rule.verbs), "nonResourceURLs": list(rule.urls)}
+                    urls.setdefault(_rule_key(out), out)
+
+        policy = self.tenants.get(user_tenant)
+        if policy is not None:
+            # RoleBindings grant in their own tenant only; elsewhere the system tenant's ClusterRoleBindings.
+            collect(policy, user.name, user.groups, namespace if tenant == user_tenant else "", False)
+        system = self.tenants.get(SYSTEM_TENANT)
+        public = tuple(g for g in user.groups if g in PUBLIC_GROUPS)
+        if user_tenant != SYSTEM_TENANT and system is not None and public:
+            collect(system, "", public, "", True)  # as `decide`: the public groups' URLs hold everywhere
+        return list(resources.values()), list(urls.values()), False, ""
+
+
+ALL_RESOURCES: dict[str, Any] = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
+ALL_URLS: dict[str, Any] = {"verbs": ["*"], "nonResourceURLs": ["*"]}
+# (resource rules, non-resource rules, incomplete, evaluation error), as Kubernetes' RulesFor
+RulesAnswer = tuple[list[dict[str, Any]], list[dict[str, Any]], bool, str]
+
+
+def _rule_key(rule: dict[str, Any]) -> tuple:
+    return tuple((k, tuple(v)) for k, v in sorted(rule.items()))
+
+
+__all__ = ["ALL_RESOURCES", "ALL_URLS", "SUPERUSER_GROUP", "CompiledRole", "Perms", "RBACAuthorizer", "Rule",
+           "RulesAnswer", "TenantPolicy", "index_allows", "sa_user"]
