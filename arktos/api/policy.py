@@ -105,7 +105,8 @@ def discovery_roles(tenant: str) -> list[Obj]:
             "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*",
             "/readyz", "/version", "/version/"))]),
         cluster_role("system:basic-user", tenant, [
-            rule(("create",), (AUTHZ,), ("selfsubjectaccessreviews", "selfsubjectrulesreviews"))]),
+            rule(("create",), (AUTHZ,), ("selfsubjectaccessreviews", "selfsubjectrulesreviews")),
+            rule(("create",), (AUTHN,), ("selfsubjectreviews",))]),
         cluster_role("system:public-info-viewer", tenant, [url_rule(("get",), (
             "/healthz", "/livez", "/readyz", "/version", "/version/"))]),
     ]

@@ -11,6 +11,7 @@ from arktos.api.registry import Registry, ResourceInfo, Scope
 
 C, T, N = Scope.CLUSTER, Scope.TENANT, Scope.NAMESPACE
 RBAC = "rbac.authorization.k8s.io"
+AUTHZ, AUTHN = "authorization.k8s.io", "authentication.k8s.io"
 
 
 def _core(kind: str, plural: str, scope: Scope, **kw) -> ResourceInfo:
@@ -55,6 +56,21 @@ BUILTIN: list[ResourceInfo] = [
     ResourceInfo("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", T,
                  short_names=("crd", "crds"), subresources=("status",),
                  schema_name="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"),
+    # Reviews: create only, never stored; the answer comes back in the status (arktos.apiserver.reviews).
+    # Tenant-scoped, so a short path means the caller's tenant, as for every other tenanted kind;
+    # TokenReview is for the system tenant's components only, hence outside tenants.
+    ResourceInfo(AUTHZ, "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", T, verbs=("create",),
+                 schema_name="io.k8s.api.authorization.v1.SelfSubjectAccessReview"),
+    ResourceInfo(AUTHZ, "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", T, verbs=("create",),
+                 schema_name="io.k8s.api.authorization.v1.SelfSubjectRulesReview"),
+    ResourceInfo(AUTHZ, "v1", "SubjectAccessReview", "subjectaccessreviews", T, verbs=("create",),
+                 schema_name="io.k8s.api.authorization.v1.SubjectAccessReview"),
+    ResourceInfo(AUTHZ, "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", N, verbs=("create",),
+                 schema_name="io.k8s.api.authorization.v1.LocalSubjectAccessReview"),
+    ResourceInfo(AUTHN, "v1", "SelfSubjectReview", "selfsubjectreviews", T, verbs=("create",),
+                 schema_name="io.k8s.api.authentication.v1.SelfSubjectReview"),
+    ResourceInfo(AUTHN, "v1", "TokenReview", "tokenreviews", C, verbs=("create",),
+                 schema_name="io.k8s.api.authentication.v1.TokenReview"),
 ]
 
 

@@ -299,6 +299,7 @@ class ResourceHandler:
     def __init__(self, stores: Callable[[ResourceInfo], GenericStore]) -> None:
         self.stores = stores
         self.pod_streams: Any = None  # arktos.apiserver.podstreams.PodStreams: pods/log and pods/exec
+        self.reviews: Any = None  # arktos.apiserver.reviews.Reviews: access, rules, token and self reviews
 
     async def handle(self, request: web.Request, ri: RequestInfo, info: ResourceInfo, ctx: Ctx) -> web.StreamResponse:
         store = self.stores(info)
@@ -314,6 +315,8 @@ class ResourceHandler:
             return await self.binding(request, self.stores(self._info(store, "pods")), ctx, ri)
         if verb not in info.verbs and not sub:
             raise errors.method_not_allowed(f"{verb} is not supported on {info.plural}")
+        if self.reviews is not None and self.reviews.serves(info):
+            return await self.reviews.create(request, info, ctx, ri.name)  # answered, never stored
         if sub == "binding":
             return await self.binding(request, store, ctx, ri)
         if sub == "action":

@@ -53,6 +53,7 @@ from arktos.apiserver.nodeauth import NodeAuthorizer
 from arktos.apiserver.podstreams import DEFAULT_ADDRESS_TYPES, KubeletClientConfig, PodStreams
 from arktos.apiserver.rbac import RBACAuthorizer
 from arktos.apiserver.requestinfo import parse
+from arktos.apiserver.reviews import Reviews
 from arktos.apiserver.store import Admission, Ctx, GenericStore
 from arktos.apiserver.tlsclientauth import request_client_certificates
 from arktos.storage.etcd import Compacted, EtcdStore, StorageError, ValueTooLarge
@@ -142,6 +143,8 @@ class APIServer:
             config.kubelet_client_certificate, config.kubelet_client_key, config.kubelet_certificate_authority,
             config.kubelet_preferred_address_types), self._node)
         self.handler.pod_streams = self.pod_streams
+        self.handler.reviews = Reviews(self.registry, self.authorizer, self.authenticator,
+                                       [config.service_account_issuer])
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task] = []
         self.ready = False
