@@ -24,10 +24,22 @@ dpkg-deb -x ./*.deb kernel
 cp kernel/boot/vmlinuz-* vmlinuz
 
 # The initramfs: static busybox and an /init that says it booted, then keeps saying it is alive.
-mkdir -p root/bin root/proc root/sys root/dev root/tmp root/etc/acpi/PWRF root/var/log root/var/run
+mkdir -p root/bin root/proc root/sys root/dev root/tmp root/etc/acpi/PWRF root/var/log root/var/run root/lib/modules
 cp /bin/busybox root/bin/busybox
 # The ACPI power button (libvirt's shutdown, and its reboot, which is a shutdown it starts again) powers off.
-printf '#!/bin/sh\necho "arktos-test-guest: ACPI power button: powering off"\nexec poweroff -f\n' \
+# The kernel reports the button only through its modules "button" (the ACPI button as an input device)
+# and "evdev" (/dev/input/event*, which busybox acpid reads): both go into the initramfs.
+for m in drivers/acpi/button drivers/input/evdev; do
+    ko=$(find kernel/lib/modules -path "*/kernel/$m.ko*" | head -n 1)
+    [ -n "$ko" ] || { echo "no $m module in $pkg" >&2; exit 1; }
+    case $ko in
+        *.ko) cp "$ko" root/lib/modules/ ;;
+        *.ko.xz) xz -dc "$ko" > "root/lib/modules/$(basename "$m").ko" ;;
+        *.ko.zst) zstd -qdc "$ko" > "root/lib/modules/$(basename "$m").ko" ;;
+        *) echo "cannot unpack $ko" >&2; exit 1 ;;
+    esac
+done
+printf '#!/bin/sh\necho "arktos-test-guest: ACPI power button: powering off" > /dev/console\nexec poweroff -f\n' \
     > root/etc/acpi/PWRF/00000080
 chmod 755 root/etc/acpi/PWRF/00000080
 cat > root/init <<'INIT'
@@ -36,6 +48,8 @@ cat > root/init <<'INIT'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+insmod /lib/modules/button.ko
+insmod /lib/modules/evdev.ko
 acpid -c /etc/acpi -l /var/log/acpid.log
 echo "arktos-test-guest: booted, kernel $(uname -r)"
 n=0

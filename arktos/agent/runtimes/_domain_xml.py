@@ -243,7 +243,8 @@ def domain_xml(
 
     The test driver takes no devices, so `disk`/`seed_iso`/`console_log` are
     only given for real hypervisors.  The console goes to a file so the agent
-    can serve it as the pod's log.
+    can serve it as the pod's log, appended to (libvirt truncates it on every start otherwise), so a
+    restarted or re-created guest's console follows the previous one's, as `kubectl logs` should show.
     """
     memory_kib = max(1, math.ceil(vm.memory / 1024))
     meta = metadata_xml(vm, image_id, METADATA_PREFIX)
@@ -262,7 +263,7 @@ def domain_xml(
         devices.append("<interface type='user'><model type='virtio'/></interface>")
         if console_log:
             devices.append(
-                f"<serial type='file'><source path={quoteattr(console_log)}/><target port='0'/></serial>"
+                f"<serial type='file'><source path={quoteattr(console_log)} append='on'/><target port='0'/></serial>"
                 "<console type='file'><target type='serial' port='0'/></console>"
             )
         devices.append("<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>")

@@ -45,6 +45,8 @@ a.model("RestoreAction", "Parameters of a restore.", """
 a.model("ActionStatus", "The outcome of an action.", """
     complete       bool    Whether the node agent has finished the action.
     error          string  Why the action failed; empty on success.
+    message        string  How the action was carried out, when there is more to tell than success
+                           (a reboot the guest did itself, or a VM reset because it ignored the request).
     podName        string  Name of the pod acted on.
     podID          string  UID of the pod acted on.
     rebootStatus   RebootStatus    Outcome of a reboot.
