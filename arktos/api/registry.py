@@ -86,7 +86,7 @@ class ResourceInfo:
     @property
     def etcd_resource(self) -> str:
         """The first segment of the etcd key, as Kubernetes lays it out."""
-        if self.group in ("", "apps", "rbac.authorization.k8s.io", "coordination.k8s.io"):
+        if self.group in ("", "apps", "batch", "rbac.authorization.k8s.io", "coordination.k8s.io"):
             return self.plural
         return f"{self.group}/{self.plural}"
 

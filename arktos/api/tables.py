@@ -492,6 +492,78 @@ def _replicaset_cells(rs: Obj, now: datetime) -> list:
     ]
 
 
+@_printer("batch", "Job", (
+    NAME,
+    _col("Status", "string", "Status of the job."),
+    _col("Completions", "string", "The number of pods which reached phase Succeeded."),
+    _col("Duration", "string", "Time required to complete the job."),
+    AGE,
+    _col("Containers", "string", _D_CONTAINERS, 1),
+    _col("Images", "string", _D_IMAGES, 1),
+    _col("Selector", "string", "A label query over pods that should match the pod count.", 1),
+))
+def _job_cells(job: Obj, now: datetime) -> list:
+    spec, status = _sub(job, "spec"), _sub(job, "status")
+    succeeded = status.get("succeeded", 0) or 0
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif (spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    duration = ""
+    if start is not None:
+        duration = human_duration(((end or now) - start).total_seconds())
+    true = {c.get("type") for c in status.get("conditions") or () if isinstance(c, Mapping)
+            and c.get("status") == "True"}
+    if "Complete" in true:
+        state = "Complete"
+    elif "Failed" in true:
+        state = "Failed"
+    elif _meta(job).get("deletionTimestamp"):
+        state = "Terminating"
+    elif "Suspended" in true:
+        state = "Suspended"
+    elif "FailureTarget" in true:
+        state = "FailureTarget"
+    elif "SuccessCriteriaMet" in true:
+        state = "SuccessCriteriaMet"
+    else:
+        state = "Running"
+    names, images = _template_containers(job)
+    return [_name(job), state, completions, duration, _age(job, now), names, images,
+            _selector_string(spec.get("selector")) or _NONE]
+
+
+@_printer("batch", "CronJob", (
+    NAME,
+    _col("Schedule", "string", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    _col("Timezone", "string", "The time zone name for the given schedule, see "
+         "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones."),
+    _col("Suspend", "boolean", "This flag tells the controller to suspend subsequent executions, it does not "
+         "apply to already started executions.  Defaults to false."),
+    _col("Active", "integer", "A list of pointers to currently running jobs."),
+    _col("Last Schedule", "string", "Information when was the last time the job was successfully scheduled."),
+    AGE,
+    _col("Containers", "string", _D_CONTAINERS, 1),
+    _col("Images", "string", _D_IMAGES, 1),
+    _col("Selector", "string", "A label query over pods that should match the pod count.", 1),
+))
+def _cronjob_cells(cj: Obj, now: datetime) -> list:
+    spec, status = _sub(cj, "spec"), _sub(cj, "status")
+    job_spec = _sub(_sub(spec, "jobTemplate"), "spec")
+    last = status.get("lastScheduleTime")
+    suspend = spec.get("suspend")
+    names, images = _template_containers({"spec": job_spec})
+    return [
+        _name(cj), spec.get("schedule", ""), spec.get("timeZone") or _NONE,
+        "<unset>" if suspend is None else ("True" if suspend else "False"),
+        len(status.get("active") or ()), translate_timestamp_since(last, now) if last else _NONE,
+        _age(cj, now), names, images, _selector_string(job_spec.get("selector")) or _NONE,
+    ]
+
+
 # -- services and endpoints ------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ so a document can embed any subset of it unchanged.
 
 from __future__ import annotations
 
-from arktos.api.schemas import apiextensions, apps, arktos_types, core, meta, pod, rbac, reviews  # noqa: F401
+from arktos.api.schemas import apiextensions, apps, arktos_types, batch, core, meta, pod, rbac, reviews  # noqa: F401
 from arktos.api.schemas._dsl import REF_PREFIX, Schema, build
 
 SCHEMAS: dict[str, Schema] = build()

@@ -152,7 +152,7 @@ m.model("StatusCause", "One reason a request failed.", """
 _DELETE_GVKS = [
     {"group": g, "kind": "DeleteOptions", "version": v}
     for g, v in (
-        ("", "v1"), ("apps", "v1"), ("autoscaling", "v1"), ("coordination.k8s.io", "v1"),
+        ("", "v1"), ("apps", "v1"), ("autoscaling", "v1"), ("batch", "v1"), ("coordination.k8s.io", "v1"),
         ("rbac.authorization.k8s.io", "v1"), ("apiextensions.k8s.io", "v1"), ("meta.k8s.io", "v1"),
     )
 ]

@@ -20,6 +20,7 @@ from arktos.api.registry import Registry
 from arktos.api.strategies._base import KindStrategy
 from arktos.api.strategies.apps import DeploymentStrategy, ReplicaSetStrategy, apply_scale, to_scale, validate_scale
 from arktos.api.strategies.arktos import ActionStrategy, ControllerInstanceStrategy, TenantStrategy
+from arktos.api.strategies.batch import CronJobStrategy, JobStrategy
 from arktos.api.strategies.core import (
     ConfigMapStrategy,
     EndpointsStrategy,
@@ -65,6 +66,8 @@ STRATEGY_FACTORIES: dict[tuple[str, str], Callable[[], Strategy]] = {
     ("", "ControllerInstance"): ControllerInstanceStrategy,
     ("apps", "Deployment"): DeploymentStrategy,
     ("apps", "ReplicaSet"): ReplicaSetStrategy,
+    ("batch", "Job"): JobStrategy,
+    ("batch", "CronJob"): CronJobStrategy,
     ("coordination.k8s.io", "Lease"): LeaseStrategy,
     (_RBAC, "Role"): lambda: RoleStrategy(namespaced=True),
     (_RBAC, "ClusterRole"): lambda: RoleStrategy(namespaced=False),
