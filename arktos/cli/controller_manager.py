@@ -46,6 +46,9 @@ from arktos.cli.logs import setup_logging
 @click.option("--pod-eviction-timeout", default=300.0, show_default=True, type=click.FloatRange(0),
               help="Seconds pods that do not tolerate the not-ready/unreachable NoExecute taints stay on such a "
                    "node before they are evicted (Kubernetes' default toleration).")
+@click.option("--job-pod-failure-backoff", default=10.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds the job controller waits before replacing a failed pod; doubles with each failure "
+                   "of the job, up to 6 minutes (Kubernetes' pod failure back-off).")
 @click.option("--tenant-servers", metavar="KUBECONFIG,...", default="",
               help="Node lifecycle on a resource partition: kubeconfigs of the tenant partitions whose pods it "
                    "evicts (default: pods are on the same server).")
@@ -60,10 +63,11 @@ def controller_manager(kubeconfig: str | None, master: str | None, controllers_s
                        leader_elect_retry_period: float, leader_elect_resource_name: str,
                        service_account_private_key_file: str | None, service_account_issuer: str,
                        root_ca_file: str | None, concurrent_workers: int, tenant_deletion_grace_period: float,
-                       node_monitor_grace_period: float, pod_eviction_timeout: float, tenant_servers: str,
+                       node_monitor_grace_period: float, pod_eviction_timeout: float,
+                       job_pod_failure_backoff: float, tenant_servers: str,
                        kube_api_qps: float, kube_api_burst: int, verbosity: int) -> None:
-    """Run the controllers (tenants, namespaces, service accounts, tokens, workloads, garbage collection, node
-    lifecycle, endpoints) against an API server.
+    """Run the controllers (tenants, namespaces, service accounts, tokens, workloads, jobs and cron jobs, garbage
+    collection, node lifecycle, endpoints) against an API server.
 
     It acts as a system-tenant component: it lists and watches every tenant.
     """
@@ -94,6 +98,7 @@ def controller_manager(kubeconfig: str | None, master: str | None, controllers_s
             extra={
                 "node_monitor_grace_period": node_monitor_grace_period,
                 "pod_eviction_timeout": pod_eviction_timeout,
+                "job_pod_failure_backoff": job_pod_failure_backoff,
                 "tenant_servers": [p.strip() for p in tenant_servers.split(",") if p.strip()],
             },
         ),

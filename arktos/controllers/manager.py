@@ -31,10 +31,12 @@ from dataclasses import dataclass, field
 from arktos.api.tenancy import SYSTEM_TENANT
 from arktos.client import Client, ClusterConfig, LeaderElector, LeadershipLost, load_kubeconfig
 from arktos.controllers.base import Controller, ControllerContext, ControllerOptions, InformerFactory, builtin
+from arktos.controllers.cronjob import CronJobController
 from arktos.controllers.deployment import DeploymentController
 from arktos.controllers.discovery import Discovery
 from arktos.controllers.endpoints import EndpointsController
 from arktos.controllers.garbagecollector import GarbageCollector
+from arktos.controllers.job import JobController
 from arktos.controllers.namespace import NamespaceController
 from arktos.controllers.nodelifecycle import NodeLifecycleController
 from arktos.controllers.replicaset import ReplicaSetController
@@ -49,8 +51,8 @@ log = logging.getLogger("arktos.controllers.manager")
 # Every controller this manager can run, in start order.
 CONTROLLERS: dict[str, type[Controller]] = {
     c.name: c for c in (TenantController, NamespaceController, ServiceAccountController, TokenController,
-                        ReplicaSetController, DeploymentController, GarbageCollector, NodeLifecycleController,
-                        EndpointsController)
+                        ReplicaSetController, DeploymentController, JobController, CronJobController,
+                        GarbageCollector, NodeLifecycleController, EndpointsController)
 }
 CRDS = builtin("apiextensions.k8s.io", "customresourcedefinitions")
 SHUTDOWN_GRACE = 10.0  # seconds in-flight syncs get to finish on a clean stop
