@@ -158,6 +158,9 @@ def sample(kind: Kind, mark: str, name: str, node: str = "node-x") -> dict:
     meta = {"name": name, "labels": {"iso-mark": f"L{mark}"}, "annotations": {"iso-data": data}}
     containers = [{"name": "c", "image": "busybox", "env": [{"name": "X", "value": data}]}]
     template = {"metadata": {"labels": {"app": f"a{mark}"}}, "spec": {"containers": containers}}
+    # Pods of jobs run on no node here (nodeName of a node that does not exist), so none start.
+    job_template = {"metadata": {"labels": {"app": f"a{mark}"}},
+                    "spec": {"containers": containers, "restartPolicy": "Never", "nodeName": node}}
     rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"], "resourceNames": [data]}]
     specs: dict[str, dict] = {
         "namespaces": {},
@@ -178,6 +181,9 @@ def sample(kind: Kind, mark: str, name: str, node: str = "node-x") -> dict:
                                  "template": template}},
         "replicasets": {"spec": {"replicas": 1, "selector": {"matchLabels": {"app": f"a{mark}"}},
                                  "template": template}},
+        "jobs": {"spec": {"template": job_template}},
+        "cronjobs": {"spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": {
+            "template": job_template}}}},
         "leases": {"spec": {"holderIdentity": data}},
         "roles": {"rules": rules},
         "clusterroles": {"rules": rules},
