@@ -239,6 +239,7 @@ def _controller_manager_rules() -> list[Obj]:
             "configmaps", "namespaces", "endpoints", "persistentvolumes", "persistentvolumeclaims", "actions",
             "controllerinstances")),
         rule(("create",), (APPS,), ("replicasets", "deployments", "controllerrevisions")),
+        rule(("create",), ("batch",), ("jobs",)),  # the cron job controller
         rule(("create",), (COORDINATION,), ("leases",)),
         # The tenant controller gives each new tenant its policy: creating roles it does not hold itself.
         rule(("create", "bind", "escalate"), (RBAC_GROUP,), ("roles", "rolebindings", "clusterroles",

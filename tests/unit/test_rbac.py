@@ -435,6 +435,8 @@ def test_control_plane_roles(cluster: Cluster, authz: RBACAuthorizer) -> None:
     assert not allowed(authz, attrs(sched, "get", "secrets", tenant="acme", namespace="d", name="s"))
     kcm = UserInfo("system:kube-controller-manager", "system", ("system:authenticated",))
     assert allowed(authz, attrs(kcm, "create", "replicasets", group="apps", tenant="acme", namespace="d"))
+    assert allowed(authz, attrs(kcm, "create", "jobs", group="batch", tenant="acme", namespace="d"))
+    assert not allowed(authz, attrs(kcm, "create", "cronjobs", group="batch", tenant="acme", namespace="d"))
     assert allowed(authz, attrs(kcm, "update", "tenants", tenant="", name="acme", sub="finalize"))
     assert allowed(authz, attrs(kcm, "create", "clusterrolebindings", group=RBAC, tenant="acme"))
     assert allowed(authz, attrs(kcm, "list", "controllerinstances", tenant=""))
