@@ -84,9 +84,16 @@ def most_recent_schedule(cj: Obj, sched: cron.Schedule, tz: dt.tzinfo,
     start = dt.datetime.fromtimestamp(earliest, UTC)
     if start > now:
         return None, 0
-    times = sched.times_between(start, now, tz)
     # A schedule far behind (controller down for days) is not replayed: only the latest counts.
-    return (times[-1] if times else None), len(times)
+    times = sched.times_between(start, now, tz, limit=MAX_MISSED + 1)
+    if len(times) <= MAX_MISSED:
+        return (times[-1] if times else None), len(times)
+    # Too many to walk one by one: look back from now in growing windows for the latest.
+    for window in (3600, 86400, 31 * 86400, 366 * 86400):
+        recent = sched.times_between(max(start, now - dt.timedelta(seconds=window)), now, tz)
+        if recent:
+            return recent[-1], MAX_MISSED + 1
+    return times[-1], MAX_MISSED + 1
 
 
 class CronJobController(Controller):
