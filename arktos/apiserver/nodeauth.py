@@ -231,8 +231,8 @@ class NodeAuthorizer:
 
     def decide(self, attrs: Attributes) -> tuple[bool, str]:
         node = node_name(attrs)
-        if node is None or not attrs.resource_request:
-            return False, NO_OPINION
+        if node is None or not attrs.resource_request or attrs.verb == "impersonate":
+            return False, NO_OPINION  # a node never acts as anyone else (impersonation.py): RBAC alone decides
         group, resource, verb = attrs.group, attrs.resource, attrs.verb
         if group == COORDINATION:
             return self._lease(node, attrs) if resource == "leases" else (False, NO_OPINION)

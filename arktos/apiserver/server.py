@@ -2,8 +2,9 @@
 
 One catch-all route keeps routing in our hands: Arktos's tenant paths and the
 upstream short paths share a shape that a route table would express poorly.
-The pipeline for a resource request is parse -> authenticate -> resolve tenant
--> authorize -> generic store, with every failure rendered as a Status.
+The pipeline for a resource request is parse -> authenticate -> impersonate
+(impersonation.py) -> resolve tenant -> authorize -> generic store, with every
+failure rendered as a Status.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from arktos.apiserver.authz_union import UnionAuthorizer
 from arktos.apiserver.cache import CacheManager
 from arktos.apiserver.crd import CRDAdmission, CRDRegistrar
 from arktos.apiserver.handlers import MAX_BODY, ResourceHandler, json_response
+from arktos.apiserver.impersonation import impersonate, requested
 from arktos.apiserver.ipalloc import ServiceAllocator
 from arktos.apiserver.nodeauth import NodeAuthorizer
 from arktos.apiserver.podstreams import DEFAULT_ADDRESS_TYPES, KubeletClientConfig, PodStreams
@@ -397,6 +399,9 @@ class APIServer:
         user = await request.app["authenticator"].authenticate(request)
         if user is None:
             raise APIError(401, "Unauthorized", "Unauthorized")
+        if requested(request.headers):
+            # Impersonation right after authentication, as Kubernetes: everything after acts as the new user.
+            user = await impersonate(user, request.headers, self.authorizer)
         return user
 
     async def _api(self, request: web.Request, path: str) -> web.StreamResponse:
