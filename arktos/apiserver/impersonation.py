@@ -159,17 +159,18 @@ async def impersonate(caller: UserInfo, headers, authorizer: Authorizer) -> User
         raise errors.bad_request(f"only one {USER_HEADER} and one {UID_HEADER} may be given")
     name, uid = users[0], (uids[0] if uids else "")
 
-    tenant = caller.tenant
     named = extra.pop(TENANT_EXTRA, None)
+    # The isolation rule, before any authorizer and before the tenant is validated (a tenant caller learns
+    # nothing from a 400 either): the answer is the same whatever the other tenant holds.
+    if not all(may_access(caller.tenant, t) for t in (named or [caller.tenant])):
+        raise errors.forbidden_error(
+            f'users "{name}" is forbidden: User "{caller.name}" of tenant "{caller.tenant or "<none>"}" may '
+            f'impersonate users of its own tenant only', "users", name)
+    tenant = caller.tenant
     if named is not None:
         if len(named) != 1 or not named[0] or named[0] == ALL_TENANTS:
             raise errors.bad_request(f"Impersonate-Extra-{TENANT_EXTRA} must name exactly one tenant")
         tenant = named[0]
-    # The isolation rule, before any authorizer: the answer is the same whatever the other tenant holds.
-    if not may_access(caller.tenant, tenant):
-        raise errors.forbidden_error(
-            f'users "{name}" is forbidden: User "{caller.name}" of tenant "{caller.tenant or "<none>"}" may '
-            f'impersonate users of its own tenant only', "users", name)
 
     # (resource, subresource, API group, namespace, name), in Kubernetes' order.
     checks: list[tuple[str, str, str, str, str]] = []

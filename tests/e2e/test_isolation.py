@@ -14,7 +14,9 @@ name B (labels, `metadata.tenant`, hashKey ranges), forged continue tokens
 whose start key points into B, all-namespace lists and watches (also from a
 resourceVersion before B's objects existed, so the watch replays history),
 Table and metadata-only output, writes whose body claims tenant B, B's Tenant
-object, and discovery.
+object, discovery, and impersonation (Impersonate-* headers naming B, the
+system tenant or `all` as the impersonated user's tenant, in every spelling of
+the extra key, or A's own superuser/node/controller names).
 
 The rules, per answer:
 - anything naming B or `all`: 403 or 404 with a Status (a 400 for `tenants/all`
@@ -87,10 +89,11 @@ class Client:
         return conn
 
     def request(self, method: str, path: str, body: bytes | None = None, ctype: str = "application/json",
-                accept: str | None = None) -> tuple[int, bytes]:
+                accept: str | None = None, extra: tuple[tuple[str, str], ...] = ()) -> tuple[int, bytes]:
         headers = {"Content-Type": ctype} if body is not None else {}
         if accept:
             headers["Accept"] = accept
+        headers.update(extra)
         for attempt in (0, 1):
             conn = self._conn(fresh=attempt == 1)
             try:
@@ -151,7 +154,8 @@ TENANTED = [Kind(i.group, i.version, i.plural, i.kind, i.scope.namespaced, tuple
             for i in BUILTIN if i.scope.tenanted and not i.kind.endswith("Review")]
 # Filled in per run: the CRDs' groups carry the run's markers.
 CUSTOM_LABELS = ("widgets(crd-in-B)", "gadgets(crd-in-system)")
-MATRIX_ROWS = [k.plural for k in TENANTED] + list(CUSTOM_LABELS) + ["tenants(B-object)", "discovery"]
+MATRIX_ROWS = [k.plural for k in TENANTED] + list(CUSTOM_LABELS) + ["tenants(B-object)", "discovery",
+                                                                    "impersonation"]
 
 
 def sample(kind: Kind, mark: str, name: str, node: str = "node-x") -> dict:
@@ -405,6 +409,7 @@ class Attempt:
     own_name: str = ""  # for own-list/own-watch: an A object the answer must contain
     twin_of: Attempt | None = None  # the same request naming an object that does not exist
     secret_name: str = ""  # the B name the twin replaces
+    headers: tuple[tuple[str, str], ...] = ()  # Impersonate-* headers
     status: int = 0
     response: bytes = b""
     elapsed: float = 0.0
@@ -414,6 +419,7 @@ class Attempt:
     def describe(self) -> str:
         body = (self.body or b"")[:200].decode(errors="replace")
         return (f"[{self.row} {self.verb} via {self.form}] {self.method} {self.path}"
+                + (f" {dict(self.headers)}" if self.headers else "")
                 + (f" ({self.ctype}) {body}" if self.body else "")
                 + f" -> {self.status} {self.response[:300].decode(errors='replace')}")
 
@@ -698,7 +704,57 @@ def build_attempts(w: World) -> list[Attempt]:
             add(row, "discovery", "discovery-private-crd-of-B", "GET", path, expect="deny")
     # A's own private CRD is A's to see.
     add(row, "discovery", "discovery-private-crd-of-A", "GET", f"/apis/{w.a_private_group}/v1", expect="public")
+    impersonation_attempts(w, add)
     return out
+
+
+def impersonation_attempts(w: World, add: Callable[..., Attempt]) -> None:
+    """A's administrator (a `*` in A, so it may impersonate anyone *of A*) acting as someone else: naming B,
+    the system tenant or `all` as the impersonated user's tenant (every spelling of the extra key) is refused
+    before anything else; the superuser, node and controller names it may take are A's own identities, so
+    they reach nothing of B, `all` or the kinds outside tenants.  By-name answers must match the twin's."""
+    b, row = w.b, "impersonation"
+    kind_of = {k.plural: k for k in w.kinds}
+    cms, pods, secrets = kind_of["configmaps"], kind_of["pods"], kind_of["secrets"]
+    spellings = ("Arktos.io%2Ftenant", "arktos.io%2ftenant", "ARKTOS%2EIO%2FTENANT", "arktos%2eio%2ftenant")
+    elsewhere = [(f"tenant-extra-{t}-{i}", (("Impersonate-User", user), (f"Impersonate-Extra-{sp}", tenant)))
+                 for i, sp in enumerate(spellings) for t, tenant, user in (
+                     ("B", b, "admin"), ("B-upper", b.upper(), "admin"), ("system", "system", "system:admin"),
+                     ("all", "all", "admin"))]
+    elsewhere.append(("tenant-extra-B-sa", (("Impersonate-User", "system:serviceaccount:ns:default"),
+                                            ("Impersonate-Extra-arktos.io%2Ftenant", b))))
+    in_a = [
+        ("masters-in-A", (("Impersonate-User", "system:admin"), ("Impersonate-Group", "system:masters"))),
+        ("node-in-A", (("Impersonate-User", "system:node:node-x"), ("Impersonate-Group", "system:nodes"))),
+        ("controller-manager-in-A", (("Impersonate-User", "system:kube-controller-manager"),)),
+        ("B-prefixed-name", (("Impersonate-User", f"{b}:admin"), ("Impersonate-Group", "system:masters"))),
+        ("admin-of-A", (("Impersonate-User", "admin"), ("Impersonate-Extra-arktos.io%2Ftenant", w.a))),
+    ]
+    for form, headers in elsewhere + in_a:
+        refused_anyway = form.startswith("tenant-extra")
+        for coll in (w.kind_path(cms, b), w.kind_path(secrets, "all", None), w.kind_path(pods, b, None),
+                     w.kind_path(pods, b, watch=True)):
+            verb = "watch" if "/watch/" in coll else "list"
+            add(row, verb, f"as-{form}", "GET", coll + (f"?{WATCH_Q}" if verb == "watch" else ""), headers=headers)
+        for method, body in (("GET", None), ("DELETE", None), ("PATCH", {"metadata": {"labels": {"pwned": "yes"}}})):
+            name = w.b_names[cms]
+            ghost = f"nx{w.mark_x[:8]}imp"
+            verb = {"GET": "get", "DELETE": "delete", "PATCH": "patch-merge"}[method]
+            ctype = "application/merge-patch+json" if method == "PATCH" else "application/json"
+            for form_b, path in ((f"as-{form}", f"{w.kind_path(cms, b)}/{name}"),
+                                 (f"as-{form}-short-path", f"{w.kind_path(cms, None)}/{name}")):
+                att = add(row, verb, form_b, method, path, body, ctype=ctype, headers=headers,
+                          expect="deny" if refused_anyway or "short" not in form_b else "refused")
+                add(row, verb, form_b + "(twin)", method, path.replace(name, ghost), body, ctype=ctype,
+                    headers=headers, expect=att.expect, twin_of=att, secret_name=ghost)
+                att.secret_name = name
+        for verb, path in (("list", "/api/v1/nodes"), ("get", f"/api/v1/tenants/{b}"), ("list", "/api/v1/tenants"),
+                           ("list", "/api/v1/tenants/all/namespaces")):
+            add(row, verb, f"as-{form}", "GET", path, headers=headers)
+        # A's own short paths: refused when naming another tenant; otherwise A's objects at most.
+        own = w.kind_path(cms, None, None)
+        add(row, "list", f"as-{form}-short-path", "GET", own, headers=headers,
+            expect="deny" if refused_anyway else "own-or-denied")
 
 
 def pods_kind(w: World) -> Kind:
@@ -711,7 +767,8 @@ def pods_kind(w: World) -> Kind:
 
 def judge(w: World, att: Attempt) -> None:
     p = att.problems
-    request_text = urllib.parse.unquote(att.path) + (att.body or b"").decode(errors="replace")
+    request_text = urllib.parse.unquote(att.path) + (att.body or b"").decode(errors="replace") + "".join(
+        v for _, v in att.headers)  # what the request itself said (e.g. an impersonated name) is no leak
     text = att.response.decode(errors="replace")
     leaked = sorted(m for m in w.markers if m in text and m not in request_text)
     if leaked:
@@ -737,10 +794,11 @@ def judge(w: World, att: Attempt) -> None:
             p.append(f"expected {'/'.join(map(str, allowed))}, got {att.status}")
         if not (isinstance(parsed, dict) and parsed.get("kind") == "Status" and parsed.get("code") == att.status):
             p.append("the refusal is not a Status with the response code")
-    elif att.expect == "own-or-refused" and att.status in (400, 410):
+    elif (att.expect == "own-or-refused" and att.status in (400, 410)) or (
+            att.expect == "own-or-denied" and att.status == 403):
         if not (isinstance(parsed, dict) and parsed.get("kind") == "Status" and parsed.get("code") == att.status):
             p.append("the refusal is not a Status with the response code")
-    elif att.expect in ("own-list", "own-or-refused"):
+    elif att.expect in ("own-list", "own-or-refused", "own-or-denied"):
         if att.status != 200:
             p.append(f"expected 200 (A's own list), got {att.status}")
             return
@@ -840,7 +898,8 @@ def matrix(world: World) -> list[Attempt]:
         def run(att: Attempt) -> None:
             t0 = time.monotonic()
             try:
-                att.status, att.response = w.client_a.request(att.method, att.path, att.body, att.ctype, att.accept)
+                att.status, att.response = w.client_a.request(att.method, att.path, att.body, att.ctype, att.accept,
+                                                              att.headers)
             except TimeoutError as exc:
                 att.problems.append(f"no answer within {TIMEOUT} s (hang): {exc}")
             except (OSError, http.client.HTTPException) as exc:
