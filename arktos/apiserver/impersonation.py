@@ -38,9 +38,10 @@ names a user *of a tenant*:
   name cannot hold `/`; `~1` is JSON Pointer's escape, not HTTP's).  kubectl
   has no flag for extras, but a kubeconfig user's `as-user-extra` sends it.
   Exactly one non-empty value, not `all`; anything else is a 400.
-* The isolation rule comes first, before any authorizer: only a system-tenant
-  caller may name another tenant.  A tenant caller naming any tenant but its
-  own gets 403 whatever that tenant holds or whether it exists, so a tenant
+* The isolation rule comes first, before any authorizer and before the value
+  is validated: only a system-tenant caller may name another tenant.  A tenant
+  caller naming any tenant but its own (`all` and "" included) gets the same
+  403 whatever that tenant holds or whether it exists, so a tenant
   user can never act as anyone outside its tenant.  Whatever spelling of the
   key reaches us (case, `%2f`, `%2e`), it is decoded before it is compared, so
   no spelling slips through as an ordinary extra.
