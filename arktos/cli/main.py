@@ -9,6 +9,7 @@ from arktos.cli.apiserver import apiserver
 from arktos.cli.controller_manager import controller_manager
 from arktos.cli.hollow_nodes import hollow_nodes
 from arktos.cli.node_agent import node_agent
+from arktos.cli.proxy import proxy
 from arktos.cli.scheduler import scheduler
 from arktos.cli.tenant import kubeconfig, tenant
 from arktos.cli.up import down, status, up
@@ -25,8 +26,8 @@ def cli() -> None:
     """
 
 
-for command in (apiserver, controller_manager, workload_controller_manager, scheduler, node_agent, hollow_nodes, up,
-                down, status, tenant, kubeconfig):
+for command in (apiserver, controller_manager, workload_controller_manager, scheduler, node_agent, proxy, hollow_nodes,
+                up, down, status, tenant, kubeconfig):
     cli.add_command(command)
 
 

@@ -1,0 +1,1 @@
+"""`arktos proxy`: the service proxy (kube-proxy's iptables mode) that makes ClusterIPs and node ports reach pods."""
