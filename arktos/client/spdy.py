@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 __all__ = ["DICTIONARY", "SpdyConnection", "SpdyError", "SpdyStream", "UpgradeFailed", "decode_headers",
-           "encode_headers"]
+           "encode_headers", "upgrade"]
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,71 @@ class SpdyStream:
         self._end(status)
 
 
+# -- the upgrade ---------------------------------------------------------------------------------
+
+async def upgrade(url: str, *, protocols: Iterable[str] = (), headers: Mapping[str, str] | None = None,
+                  ssl: ssl_module.SSLContext | None = None, method: str = "POST",
+                  timeout: float = 30.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, str]]:
+    """The HTTP/1.1 upgrade of a request for `url` to SPDY/3.1: the connection's reader and writer,
+    positioned after the 101, and the answer's headers (lower-case names).  `protocols` go out in
+    X-Stream-Protocol-Version, one header line each, as client-go sends them.  UpgradeFailed for any
+    answer but 101.  `SpdyConnection.connect` speaks SPDY over it; a relay that only carries
+    someone else's SPDY session (port-forward) pipes the bytes as they are."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"not an http(s) URL: {url}")
+    tls = parts.scheme == "https"
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if tls else 80)
+    if tls and ssl is None:
+        ssl = ssl_module.create_default_context()
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {netloc}", "Connection: Upgrade", "Upgrade: SPDY/3.1",
+             "Content-Length: 0"]
+    lines += [f"X-Stream-Protocol-Version: {p}" for p in protocols]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def go() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, str]]:
+        reader, writer = await asyncio.open_connection(host, port, ssl=ssl if tls else None,
+                                                       server_hostname=host if tls else None)
+        try:
+            writer.write(request)
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *header_lines = head.decode("latin-1").split("\r\n")
+            version, _, rest = status_line.partition(" ")
+            code_text, _, reason = rest.partition(" ")
+            if not version.startswith("HTTP/") or not code_text.isdigit():
+                raise SpdyError(f"not an HTTP answer: {status_line!r}")
+            got: dict[str, str] = {}
+            for line in header_lines:
+                if ":" in line:
+                    k, _, v = line.partition(":")
+                    got[k.strip().lower()] = v.strip()
+            if int(code_text) != 101:
+                body = b""
+                with contextlib.suppress(asyncio.IncompleteReadError, ValueError, OSError, TimeoutError):
+                    length = got.get("content-length")
+                    body = await asyncio.wait_for(
+                        reader.readexactly(int(length)) if length else reader.read(64 * 1024), 5)
+                raise UpgradeFailed(int(code_text), reason, body, got)
+            if got.get("upgrade", "").lower() != "spdy/3.1":
+                raise SpdyError(f"the server switched to {got.get('upgrade')!r}, not SPDY/3.1")
+            return reader, writer, got
+        except BaseException:
+            writer.close()
+            raise
+
+    try:
+        return await asyncio.wait_for(go(), timeout)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+        raise SpdyError(f"the upgrade answer was cut short or too long: {exc}") from None
+
+
 # -- the connection ------------------------------------------------------------------------------
 
 class SpdyConnection:
@@ -284,59 +349,9 @@ class SpdyConnection:
         """Upgrade an HTTP/1.1 request for `url` to SPDY/3.1, offering `protocols` in
         X-Stream-Protocol-Version (one header line each, as client-go sends them); the chosen one
         is `.protocol` ("" when the server chose none).  UpgradeFailed for any answer but 101."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"not an http(s) URL: {url}")
-        tls = parts.scheme == "https"
-        host = parts.hostname or "localhost"
-        port = parts.port or (443 if tls else 80)
-        if tls and ssl is None:
-            ssl = ssl_module.create_default_context()
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port:
-            netloc += f":{parts.port}"
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {netloc}", "Connection: Upgrade", "Upgrade: SPDY/3.1",
-                 "Content-Length: 0"]
-        lines += [f"X-Stream-Protocol-Version: {p}" for p in protocols]
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-        async def upgrade() -> SpdyConnection:
-            reader, writer = await asyncio.open_connection(host, port, ssl=ssl if tls else None,
-                                                           server_hostname=host if tls else None)
-            try:
-                writer.write(request)
-                await writer.drain()
-                head = await reader.readuntil(b"\r\n\r\n")
-                status_line, *header_lines = head.decode("latin-1").split("\r\n")
-                version, _, rest = status_line.partition(" ")
-                code_text, _, reason = rest.partition(" ")
-                if not version.startswith("HTTP/") or not code_text.isdigit():
-                    raise SpdyError(f"not an HTTP answer: {status_line!r}")
-                got: dict[str, str] = {}
-                for line in header_lines:
-                    if ":" in line:
-                        k, _, v = line.partition(":")
-                        got[k.strip().lower()] = v.strip()
-                if int(code_text) != 101:
-                    body = b""
-                    with contextlib.suppress(asyncio.IncompleteReadError, ValueError, OSError, TimeoutError):
-                        length = got.get("content-length")
-                        body = await asyncio.wait_for(
-                            reader.readexactly(int(length)) if length else reader.read(64 * 1024), 5)
-                    raise UpgradeFailed(int(code_text), reason, body, got)
-                if got.get("upgrade", "").lower() != "spdy/3.1":
-                    raise SpdyError(f"the server switched to {got.get('upgrade')!r}, not SPDY/3.1")
-                return cls(reader, writer, got.get("x-stream-protocol-version", ""), got)
-            except BaseException:
-                writer.close()
-                raise
-
-        try:
-            return await asyncio.wait_for(upgrade(), timeout)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-            raise SpdyError(f"the upgrade answer was cut short or too long: {exc}") from None
+        reader, writer, got = await upgrade(url, protocols=protocols, headers=headers, ssl=ssl, method=method,
+                                            timeout=timeout)
+        return cls(reader, writer, got.get("x-stream-protocol-version", ""), got)
 
     async def open_stream(self, headers: Mapping[str, str | Sequence[str]], *, fin: bool = False,
                           priority: int = 0) -> SpdyStream:
