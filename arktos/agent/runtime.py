@@ -153,6 +153,22 @@ class Runtime(Protocol):
         NotSupported for VMs."""
         ...
 
+    async def attach_url(
+        self, pod: Obj, container: str, *, stdin: bool, stdout: bool, stderr: bool, tty: bool
+    ) -> str:
+        """A one-time URL of a streaming server attached to the container's main process (CRI's
+        Attach), speaking the remote-command protocol as for `exec_url` (same transport); `tty` must be
+        the container's own setting.  NotSupported for VMs and hollow pods."""
+        ...
+
+    async def port_forward_url(self, pod: Obj, ports: list[int]) -> str:
+        """A one-time URL of a streaming server that forwards connections into the pod's network
+        namespace (CRI's PortForward), speaking SPDY/3.1 with the ``portforward.k8s.io`` protocol:
+        per connection a ``data`` and an ``error`` stream with headers ``port`` and ``requestID``.
+        The agent does not interpret it: it pipes the client's SPDY session through.  NoSuchContainer
+        when the pod has no running sandbox, NotSupported for VMs and hollow pods."""
+        ...
+
     def capacity(self) -> Obj:
         """What this runtime adds to the node's capacity (e.g. {"cpu": "4", "memory": "8Gi"}); {} for none."""
         ...

@@ -119,6 +119,10 @@ _MESSAGES: dict[str, str] = {
     "ExecSyncResponse": "stdout 1 bytes; stderr 2 bytes; exit_code 3 int32",
     "ExecRequest": "container_id 1 string; cmd 2 *string; tty 3 bool; stdin 4 bool; stdout 5 bool; stderr 6 bool",
     "ExecResponse": "url 1 string",
+    "AttachRequest": "container_id 1 string; stdin 2 bool; tty 3 bool; stdout 4 bool; stderr 5 bool",
+    "AttachResponse": "url 1 string",
+    "PortForwardRequest": "pod_sandbox_id 1 string; port 2 *int32",
+    "PortForwardResponse": "url 1 string",
     "Image": "id 1 string; repo_tags 2 *string; repo_digests 3 *string; size 4 uint64; uid 5 Int64Value;"
              " username 6 string",
     "ImageFilter": "image 1 ImageSpec",
@@ -141,7 +145,7 @@ _RPCS: dict[str, str] = {
     **{name: "RuntimeService" for name in (
         "Version", "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus", "ListPodSandbox",
         "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer", "ListContainers",
-        "ContainerStatus", "ExecSync", "Exec", "Status")},
+        "ContainerStatus", "ExecSync", "Exec", "Attach", "PortForward", "Status")},
     **{name: "ImageService" for name in ("ListImages", "ImageStatus", "PullImage")},
 }
 

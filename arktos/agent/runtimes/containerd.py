@@ -711,6 +711,36 @@ class ContainerdRuntime:
             raise
         return str(reply.url)
 
+    async def attach_url(self, pod: Obj, container: str, *, stdin: bool, stdout: bool, stderr: bool,
+                         tty: bool) -> str:
+        x = await self._instance(pod, container, False)
+        if CONTAINER_STATES.get(x.state) != "running":
+            raise NotSupported(f'container "{container}" is not running; attach needs a running container')
+        try:
+            reply = await self._client().call("Attach", container_id=x.id, stdin=stdin, tty=tty, stdout=stdout,
+                                              stderr=stderr and not tty)
+        except CRIError as exc:
+            if exc.code == grpc.StatusCode.NOT_FOUND:
+                raise NoSuchContainer(f'container "{container}" is gone') from None
+            raise
+        return str(reply.url)
+
+    async def port_forward_url(self, pod: Obj, ports: list[int]) -> str:
+        meta = pod.get("metadata") or {}
+        sandboxes = (await self._client().call("ListPodSandbox", filter={
+            "label_selector": {L_UID: meta.get("uid", ""), L_NODE: self.node_name}})).items
+        ready = [s for s in sandboxes if s.state == SANDBOX_READY]
+        if not ready:
+            raise NoSuchContainer(f'pod "{meta.get("name", "")}" has no running sandbox to forward ports into')
+        best = max(ready, key=lambda s: s.created_at)
+        try:
+            reply = await self._client().call("PortForward", pod_sandbox_id=best.id, port=list(ports))
+        except CRIError as exc:
+            if exc.code == grpc.StatusCode.NOT_FOUND:
+                raise NoSuchContainer(f'pod "{meta.get("name", "")}" is gone') from None
+            raise
+        return str(reply.url)
+
     async def action(self, pod: Obj, action: Obj) -> Obj:
         return {"complete": True, "error": "actions (reboot, snapshot, restore) are for VM pods"}
 

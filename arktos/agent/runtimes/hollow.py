@@ -294,6 +294,13 @@ class HollowRuntime:
                        stderr: bool, tty: bool) -> str:
         raise NotSupported("exec is not supported for hollow pods: they run no processes")
 
+    async def attach_url(self, pod: Obj, container: str, *, stdin: bool, stdout: bool, stderr: bool,
+                         tty: bool) -> str:
+        raise NotSupported("attach is not supported for hollow pods: they run no processes; use kubectl logs")
+
+    async def port_forward_url(self, pod: Obj, ports: list[int]) -> str:
+        raise NotSupported("port-forward is not supported for hollow pods: nothing listens in them")
+
     # -- logs --------------------------------------------------------------------------
 
     def _write_log(self, path: Path, text: str) -> None:

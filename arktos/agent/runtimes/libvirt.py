@@ -720,6 +720,13 @@ class LibvirtRuntime:
                        stderr: bool, tty: bool) -> str:
         raise NotSupported("exec is not supported for VM pods; use the VM's console or SSH")
 
+    async def attach_url(self, pod: Obj, container: str, *, stdin: bool, stdout: bool, stderr: bool,
+                         tty: bool) -> str:
+        raise NotSupported("attach is not supported for VM pods; kubectl logs shows the VM's serial console")
+
+    async def port_forward_url(self, pod: Obj, ports: list[int]) -> str:
+        raise NotSupported("port-forward is not supported for VM pods; reach the VM at its pod IP")
+
     # -- capacity ---------------------------------------------------------------------------------
 
     def capacity(self) -> Obj:
