@@ -12,6 +12,11 @@ that node's agent here (as kube-apiserver asks the kubelet on port 10250):
   relays the remote-command protocol to it (`arktos.client.remotecommand`): over SPDY/3.1 when
   the runtime says its server speaks it (``exec_transport = "spdy"``: containerd's does, and only
   SPDY can close stdin there), else over WebSocket.
+* ``GET|POST /attach/{tenant}/{namespace}/{pod}/{container}?stdin=1&stdout=1&stderr=1`` is the same
+  to the container's main process (CRI's Attach); the TTY is the container's own, as with kubelet.
+* ``GET /portForward/{tenant}/{namespace}/{pod}[?port=N...]`` upgrades to a WebSocket with the
+  ``SPDY/3.1+portforward.k8s.io`` subprotocol, upgrades to SPDY/3.1 at the runtime's PortForward URL
+  and pipes the bytes both ways (`arktos.client.portforward`): the SPDY session is kubectl's own.
 
 Pods are looked up in the agent's own pod table: a request can only reach pods bound to this
 node, and with ``podUID`` only that very pod (not a successor with the same name).
@@ -42,8 +47,10 @@ from aiohttp import web
 from arktos.agent.logs import LogOptions, parse_cri_time, stream_log
 from arktos.agent.runtime import ContainerState, NoSuchContainer, NotSupported
 from arktos.api.errors import APIError
+from arktos.client import portforward as pf
 from arktos.client import remotecommand as rc
 from arktos.client.spdy import SpdyError, UpgradeFailed
+from arktos.client.spdy import upgrade as spdy_upgrade
 
 if TYPE_CHECKING:
     from arktos.agent.agent import NodeAgent
@@ -54,6 +61,8 @@ log = logging.getLogger("arktos.agent.server")
 
 STATUS_HEADER = "X-Arktos-Status"
 UPGRADE_REQUIRED = "Upgrade request required: the remote-command protocol is served over WebSocket"
+UPGRADE_REQUIRED_PORT_FORWARD = (f"Upgrade request required: port-forward is served over WebSocket with the "
+                                 f"{pf.TUNNEL} subprotocol")
 APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client"
 Obj = dict[str, Any]
 
@@ -127,6 +136,10 @@ class AgentServer:
         app.router.add_get("/containerLogs/{tenant}/{namespace}/{pod}/{container}", self.container_logs)
         app.router.add_route("GET", "/exec/{tenant}/{namespace}/{pod}/{container}", self.exec)
         app.router.add_route("POST", "/exec/{tenant}/{namespace}/{pod}/{container}", self.exec)
+        for kind, handler in (("attach", self.attach), ("portForward", self.port_forward)):
+            suffix = "/{container}" if kind == "attach" else ""
+            for method in ("GET", "POST"):
+                app.router.add_route(method, f"/{kind}/{{tenant}}/{{namespace}}/{{pod}}{suffix}", handler)
         app.router.add_get("/healthz", self.healthz)
         self._session = aiohttp.ClientSession()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True,
@@ -274,22 +287,43 @@ class AgentServer:
 
     async def exec(self, request: web.Request) -> web.StreamResponse:
         command = request.query.getall("command", [])
-        stdin, stdout, stderr, tty = (_flag(request, n) for n in ("stdin", "stdout", "stderr", "tty"))
-        container = request.match_info["container"]
         if not command:
             return _bad("you must specify at least one command for the container")
+        return await self._remote_command(request, command)
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        return await self._remote_command(request, None)
+
+    async def _remote_command(self, request: web.Request, command: list[str] | None) -> web.StreamResponse:
+        """exec (`command`) or attach (None): the same protocol, to the runtime's Exec or Attach URL."""
+        what = "exec" if command is not None else "attach"
+        stdin, stdout, stderr, tty = (_flag(request, n) for n in ("stdin", "stdout", "stderr", "tty"))
+        container = request.match_info["container"]
         if not (stdin or stdout or stderr):
             return _bad("you must specify at least 1 of stdin, stdout, stderr")
         try:
             pod, runtime = self._pod(request)
         except APIError as exc:
             return _status(exc.code, exc.reason, exc.message)
+        if command is None:
+            # As kubelet: an attach's TTY is the container's own (a running process cannot change it).
+            spec = next((c for key in ("containers", "initContainers", "ephemeralContainers")
+                         for c in (pod.get("spec") or {}).get(key) or [] if c.get("name") == container), None)
+            if spec is None and not (pod.get("spec") or {}).get("virtualMachine"):
+                return _status(404, "NotFound", f'container "{container}" not found in pod "{pod["metadata"]["name"]}"')
+            tty = bool((spec or {}).get("tty"))
         protocol = rc.choose(request)
         if protocol is None:
             return _bad(f"none of the offered subprotocols is supported; use one of {', '.join(rc.PROTOCOLS)}")
+
+        async def fresh_url() -> str:
+            if command is None:
+                return await runtime.attach_url(pod, container, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+            return await runtime.exec_url(pod, container, command, stdin=stdin, stdout=stdout, stderr=stderr,
+                                          tty=tty)
+
         try:
-            url = await runtime.exec_url(pod, container, command, stdin=stdin, stdout=stdout, stderr=stderr,
-                                         tty=tty)
+            url = await fresh_url()
         except NotSupported as exc:
             return _bad(str(exc))
         except NoSuchContainer as exc:
@@ -300,6 +334,7 @@ class AgentServer:
             # An unused streaming URL costs nothing: CRI's expire.
             return _bad(UPGRADE_REQUIRED)
         where = "/".join(request.match_info[k] for k in ("tenant", "namespace", "pod"))
+        doing = command[0] if command else "attached"
         if getattr(runtime, "exec_transport", "websocket") == "spdy":
             # SPDY first: Kubernetes' streaming servers speak WebSocket only up to v4, which cannot
             # close stdin.  A server that refuses the upgrade is asked again over WebSocket, with a
@@ -307,14 +342,13 @@ class AgentServer:
             try:
                 session = await rc.spdy_exec(url, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty, timeout=15)
             except UpgradeFailed as exc:
-                log.info("exec in %s: the streaming server refused SPDY (%s); trying WebSocket", where, exc)
+                log.info("%s in %s: the streaming server refused SPDY (%s); trying WebSocket", what, where, exc)
                 try:
-                    url = await runtime.exec_url(pod, container, command, stdin=stdin, stdout=stdout,
-                                                 stderr=stderr, tty=tty)
+                    url = await fresh_url()
                 except NoSuchContainer as exc2:
                     return _status(404, "NotFound", str(exc2))
             except (SpdyError, OSError, TimeoutError) as exc:
-                log.warning("exec in %s: the streaming server at %s: %s", where, url, exc)
+                log.warning("%s in %s: the streaming server at %s: %s", what, where, url, exc)
                 return _status(500, "InternalError",
                                f"cannot reach the container runtime's streaming server: {exc}")
             else:
@@ -325,8 +359,8 @@ class AgentServer:
                 except BaseException:
                     await session.close()
                     raise
-                log.info("exec in %s container %s over SPDY (%s): %s", where, container, session.protocol,
-                         command[0])
+                log.info("%s in %s container %s over SPDY (%s): %s", what, where, container, session.protocol,
+                         doing)
                 await rc.relay_spdy(ws, protocol, session)
                 return ws
         wanted = rc.version(protocol)
@@ -336,11 +370,58 @@ class AgentServer:
             up = await self._session.ws_connect(url, protocols=offer, autoping=True, max_msg_size=0,
                                                 timeout=aiohttp.ClientWSTimeout(ws_close=5))
         except (aiohttp.ClientError, OSError) as exc:
-            log.warning("exec in %s: the streaming server at %s: %s", where, url, exc)
+            log.warning("%s in %s: the streaming server at %s: %s", what, where, url, exc)
             return _status(500, "InternalError", f"cannot reach the container runtime's streaming server: {exc}")
         ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), autoping=True, max_msg_size=0)
         await ws.prepare(request)
-        log.info("exec in %s container %s: %s", where, container, command[0])
+        log.info("%s in %s container %s: %s", what, where, container, doing)
         await rc.relay(ws, protocol, up, up.protocol or "")
         return ws
 
+
+    # -- port-forward ----------------------------------------------------------------------
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """The API server's WebSocket tunnel of kubectl's SPDY session, piped to the runtime's
+        PortForward URL (`arktos.client.portforward`)."""
+        ports: list[int] = []
+        for raw in request.query.getall("port", []):
+            try:
+                port = int(raw)
+            except ValueError:
+                return _bad(f"invalid port {raw!r}")
+            if not 0 < port < 65536:
+                return _bad(f"port {port} must be in the range 1-65535")
+            ports.append(port)
+        try:
+            pod, runtime = self._pod(request)
+        except APIError as exc:
+            return _status(exc.code, exc.reason, exc.message)
+        try:
+            url = await runtime.port_forward_url(pod, ports)
+        except NotSupported as exc:
+            return _bad(str(exc))
+        except NoSuchContainer as exc:
+            return _status(404, "NotFound", str(exc))
+        if not (rc.is_websocket_upgrade(request) and pf.wants_tunnel(request)):
+            return _bad(UPGRADE_REQUIRED_PORT_FORWARD)
+        where = "/".join(request.match_info[k] for k in ("tenant", "namespace", "pod"))
+        try:
+            reader, writer, _ = await spdy_upgrade(url, protocols=(pf.PROTOCOL,), timeout=15)
+        except (SpdyError, OSError, TimeoutError) as exc:
+            log.warning("port-forward to %s: the streaming server at %s: %s", where, url, exc)
+            return _status(500, "InternalError", f"cannot reach the container runtime's streaming server: {exc}")
+        ws = web.WebSocketResponse(protocols=(pf.TUNNEL,), autoping=True, max_msg_size=0)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            writer.close()
+            raise
+        log.info("port-forward to %s%s", where, f" ports {ports}" if ports else "")
+
+        async def write(data: bytes) -> None:
+            writer.write(data)
+            await writer.drain()
+
+        await pf.pipe_stream(ws, reader, write, writer.close)
+        return ws
