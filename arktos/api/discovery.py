@@ -26,6 +26,8 @@ _SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None, tuple[str, ..
     "action": ("", "v1", "CustomAction", ("create",)),
     "log": (None, None, None, ("get",)),
     "exec": ("", "v1", "PodExecOptions", ("create", "get")),
+    "attach": ("", "v1", "PodAttachOptions", ("create", "get")),
+    "portforward": ("", "v1", "PodPortForwardOptions", ("create", "get")),
     "finalize": (None, None, None, ("update",)),
     "eviction": ("policy", "v1", "Eviction", ("create",)),
 }

@@ -174,6 +174,8 @@ P_EXEC = [
     _param("stdout", "query", "boolean", "Stream stdout."),
     _param("tty", "query", "boolean", "Allocate a terminal."),
 ]
+P_ATTACH = [p for p in P_EXEC if p["name"] != "command"]
+P_PORT_FORWARD = [_param("ports", "query", "integer", "Pod ports to forward to; repeat the parameter for each.")]
 P_WRITE = [P_DRY_RUN, P_FIELD_MANAGER, P_FIELD_VALIDATION]
 
 
@@ -270,6 +272,8 @@ _SUBRESOURCE_KINDS: dict[str, tuple[str, str, str]] = {
     "binding": ("", "v1", "Binding"),
     "action": ("", "v1", "CustomAction"),
     "exec": ("", "v1", "PodExecOptions"),
+    "attach": ("", "v1", "PodAttachOptions"),
+    "portforward": ("", "v1", "PodPortForwardOptions"),
 }
 
 
@@ -379,7 +383,7 @@ def _subresource_ops(ctx: _Ctx, sub: str, infix: str, opid: Any, verbs: set[str]
     title = sub[:1].upper() + sub[1:]
     what = f"{sub} of the specified {ctx.info.kind}"
     out: Schema = {}
-    if sub not in ("binding", "action", "log", "exec", "finalize"):
+    if sub not in ("binding", "action", "log", "exec", "attach", "portforward", "finalize"):
         # status, scale and any other subresource that reads and writes (part of) the object.
         target, gvk = kind, None
         if sub == "scale":
@@ -406,12 +410,16 @@ def _subresource_ops(ctx: _Ctx, sub: str, infix: str, opid: Any, verbs: set[str]
     elif sub == "log":
         out["get"] = _op(ctx, opid("read", infix, title), "get", f"read the log of the specified {ctx.info.kind}",
                          _responses(None, ("200",), "text/plain", "application/json"), P_LOG)
-    elif sub == "exec":
+    elif sub in ("exec", "attach", "portforward"):
+        doing, params = {"exec": ("run a command in a container", P_EXEC),
+                         "attach": ("attach to the main process of a container", P_ATTACH),
+                         "portforward": ("forward ports into", P_PORT_FORWARD)}[sub]
         for method in ("get", "post"):
             out[method] = _op(ctx, opid(f"connect{method.title()}", infix, title), "connect",
-                              f"run a command in a container of the specified {ctx.info.kind}",
-                              _responses(None, ("200",), "*/*"), P_EXEC,
-                              gvk=_gvk(*_SUBRESOURCE_KINDS["exec"]))
+                              f"{doing} of the specified {ctx.info.kind}" if sub != "portforward"
+                              else f"{doing} the specified {ctx.info.kind}",
+                              _responses(None, ("200",), "*/*"), params,
+                              gvk=_gvk(*_SUBRESOURCE_KINDS[sub]))
     elif sub == "finalize" and "update" in verbs:
         out["put"] = _op(ctx, opid("replace", infix, title), "put", f"replace finalize of the {ctx.info.kind}",
                          _responses(kind, ("200", "201")), P_WRITE, _body(kind))

@@ -24,7 +24,7 @@ BUILTIN: list[ResourceInfo] = [
                  schema_name="io.arktos.api.core.v1.Tenant"),
     _core("Namespace", "namespaces", T, short_names=("ns",), subresources=("status", "finalize")),
     _core("Pod", "pods", N, short_names=("po",), categories=("all",),
-          subresources=("status", "binding", "action", "log", "exec")),
+          subresources=("status", "binding", "action", "log", "exec", "attach", "portforward")),
     # The namespaced `bindings` resource: the older way to bind a pod (create only).
     _core("Binding", "bindings", N, verbs=("create",)),
     _core("Node", "nodes", C, short_names=("no",), subresources=("status",)),

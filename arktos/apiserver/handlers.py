@@ -325,7 +325,7 @@ class ResourceHandler:
             return await self.scale(request, store, ctx, ri)
         if sub == "finalize":
             return await self.finalize(request, store, ctx, ri)
-        if sub in ("log", "exec"):
+        if sub in ("log", "exec", "attach", "portforward"):
             return await self.pod_stream(request, store, ctx, ri)
         if verb == "get":
             obj = await store.get(ctx, ri.name)
@@ -800,17 +800,21 @@ class ResourceHandler:
 
     async def pod_stream(self, request: web.Request, store: GenericStore, ctx: Ctx,
                          ri: RequestInfo) -> web.StreamResponse:
-        """GET pods/{name}/log, GET|POST pods/{name}/exec: the pod comes from the caller's tenant, like any
-        read, and the request goes on to the agent of its node."""
+        """GET pods/{name}/log, GET|POST pods/{name}/exec|attach|portforward: the pod comes from the caller's
+        tenant, like any read, and the request goes on to the agent of its node."""
         if ri.subresource == "log" and ri.verb != "get":
             raise errors.method_not_allowed("log only supports GET")
-        if ri.subresource == "exec" and ri.verb not in ("get", "create"):
-            raise errors.method_not_allowed("exec only supports GET and POST")
+        if ri.subresource in ("exec", "attach", "portforward") and ri.verb not in ("get", "create"):
+            raise errors.method_not_allowed(f"{ri.subresource} only supports GET and POST")
         if self.pod_streams is None:
             raise errors.unavailable(f"this API server does not serve pods/{ri.subresource}")
         pod = await store.get(ctx, ri.name)
         if ri.subresource == "log":
             return await self.pod_streams.log(request, pod)
+        if ri.subresource == "attach":
+            return await self.pod_streams.attach(request, pod)
+        if ri.subresource == "portforward":
+            return await self.pod_streams.port_forward(request, pod)
         return await self.pod_streams.exec(request, pod)
 
     @staticmethod

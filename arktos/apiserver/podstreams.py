@@ -1,4 +1,5 @@
-"""`pods/log` and `pods/exec`: the API server's side of `kubectl logs` and `kubectl exec`.
+"""`pods/log`, `exec`, `attach` and `portforward`: the API server's side of `kubectl logs`, `exec`,
+`attach` (and `run -i`) and `port-forward`.
 
 The pod is read through the same tenant-scoped store as any other request (so a tenant only
 ever finds its own pods), its node through the node store, and the request goes on to that
@@ -15,9 +16,12 @@ Logs stream through as they come (chunked), and a client that goes away cancels 
 which closes the upstream request, which ends the agent's read of the file.  For exec the
 API server answers the client's WebSocket itself, connects one to the agent, and relays
 (`arktos.client.remotecommand.relay`); kubectl 1.30+ offers only ``v5.channel.k8s.io``, which
-is spoken end to end.  Query parameters are checked here first, with Kubernetes' answers:
-unparsable values are 400, values PodLogOptions validation rejects are 422, a container the
-pod does not have is 400 "container X is not valid for pod Y".
+is spoken end to end; attach is the same protocol without a command.  Port-forward is kubectl's SPDY
+session, which arrives tunnelled in a WebSocket (kubectl 1.31+) or on an SPDY/3.1 upgrade (1.30) and
+is piped, not interpreted, to the agent's WebSocket tunnel (`arktos.client.portforward`).
+Query parameters are checked here first, with Kubernetes' answers: unparsable values are 400,
+values PodLogOptions validation rejects are 422, a container the pod does not have is 400
+"container X is not valid for pod Y".
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from aiohttp import web
 
 from arktos.api import errors
 from arktos.api.errors import APIError
+from arktos.client import portforward as pf
 from arktos.client import remotecommand as rc
 
 __all__ = ["KubeletClientConfig", "PodStreams"]
@@ -119,7 +124,7 @@ def resolve_container(pod: Obj, asked: str) -> str:
 
 
 class PodStreams:
-    """Serves pods/log and pods/exec by proxying to the pod's node agent."""
+    """Serves pods/log, exec, attach and portforward by proxying to the pod's node agent."""
 
     def __init__(self, config: KubeletClientConfig, get_node: Callable[[str], Awaitable[Obj | None]]) -> None:
         self.config = config
@@ -168,9 +173,10 @@ class PodStreams:
         return f"{'https' if self.config.https else 'http'}://{host}:{port}"
 
     @staticmethod
-    def _path(kind: str, pod: Obj, container: str) -> str:
+    def _path(kind: str, pod: Obj, container: str | None) -> str:
         meta = pod["metadata"]
-        parts = (meta.get("tenant") or "", meta.get("namespace") or "", meta["name"], container)
+        parts = (meta.get("tenant") or "", meta.get("namespace") or "", meta["name"],
+                 *((container,) if container is not None else ()))
         return f"/{kind}/" + "/".join(quote(p, safe="") for p in parts)
 
     def _unreachable(self, pod: Obj, exc: Exception) -> APIError:
@@ -243,8 +249,8 @@ class PodStreams:
 
     # -- pods/exec -----------------------------------------------------------------------
 
-    async def _exec_preflight(self, url: str, pod: Obj) -> None:
-        """Raise the agent's reason an exec cannot run; return when only the upgrade is missing."""
+    async def _preflight(self, url: str, pod: Obj) -> None:
+        """Raise the agent's reason a stream cannot run; return when only the upgrade is missing."""
         assert self._session is not None
         timeout = aiohttp.ClientTimeout(total=30, sock_connect=self.config.connect_timeout)
         try:
@@ -256,11 +262,31 @@ class PodStreams:
         if not err.message.startswith("Upgrade request required"):
             raise err
 
+    async def _connect(self, url: str, pod: Obj, offer: list[str]) -> aiohttp.ClientWebSocketResponse:
+        """The WebSocket to the agent; its refusal as the agent's Status."""
+        assert self._session is not None
+        try:
+            return await self._session.ws_connect(url, protocols=offer, autoping=True, max_msg_size=0,
+                                                  timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        except aiohttp.WSServerHandshakeError as exc:
+            raw = (exc.headers or {}).get(STATUS_HEADER, "")
+            raise _status_from(exc.status, raw.encode()) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise self._unreachable(pod, exc) from None
+
     async def exec(self, request: web.Request, pod: Obj) -> web.StreamResponse:
         command = request.query.getall("command", [])
-        flags = {n: _bool(request, n) for n in ("stdin", "stdout", "stderr", "tty")}
         if not command:
             raise errors.bad_request("you must specify at least one command for the container")
+        return await self._remote_command(request, pod, command)
+
+    async def attach(self, request: web.Request, pod: Obj) -> web.StreamResponse:
+        return await self._remote_command(request, pod, None)
+
+    async def _remote_command(self, request: web.Request, pod: Obj, command: list[str] | None) -> web.StreamResponse:
+        """pods/exec (`command`) or pods/attach (None): one protocol, relayed to the agent's /exec or /attach."""
+        kind = "exec" if command is not None else "attach"
+        flags = {n: _bool(request, n) for n in ("stdin", "stdout", "stderr", "tty")}
         if not (flags["stdin"] or flags["stdout"] or flags["stderr"]):
             raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
         container = resolve_container(pod, request.query.get("container") or "")
@@ -269,26 +295,18 @@ class PodStreams:
             raise errors.bad_request(f"none of the offered subprotocols is supported; use one of "
                                      f"{', '.join(rc.PROTOCOLS)}")
         base = await self._agent_url(pod)
-        query = [("command", c) for c in command] + [(k, "1") for k, on in flags.items() if on]
+        query = [("command", c) for c in command or []] + [(k, "1") for k, on in flags.items() if on]
         query.append(("podUID", pod["metadata"].get("uid", "")))
-        url = base + self._path("exec", pod, container) + "?" + urlencode(query)
+        url = base + self._path(kind, pod, container) + "?" + urlencode(query)
         if not rc.is_websocket_upgrade(request):
             # kubectl falls back to SPDY when its WebSocket upgrade is refused, and shows what the SPDY
             # request gets: so ask the agent why the exec could not run, and say that.
-            await self._exec_preflight(url, pod)
-            raise errors.bad_request("Upgrade request required: pods/exec is served over WebSocket "
+            await self._preflight(url, pod)
+            raise errors.bad_request(f"Upgrade request required: pods/{kind} is served over WebSocket "
                                      f"({rc.V5} or older channel protocols); SPDY is not supported")
         wanted = rc.version(protocol)
         offer = [p for p in rc.PROTOCOLS if not rc.is_base64(p) and rc.version(p) <= wanted]
-        assert self._session is not None
-        try:
-            up = await self._session.ws_connect(url, protocols=offer, autoping=True, max_msg_size=0,
-                                                timeout=aiohttp.ClientWSTimeout(ws_close=5))
-        except aiohttp.WSServerHandshakeError as exc:
-            raw = (exc.headers or {}).get(STATUS_HEADER, "")
-            raise _status_from(exc.status, raw.encode()) from None
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise self._unreachable(pod, exc) from None
+        up = await self._connect(url, pod, offer)
         ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), autoping=True, max_msg_size=0)
         try:
             await ws.prepare(request)
@@ -297,6 +315,59 @@ class PodStreams:
             raise
         await rc.relay(ws, protocol, up, up.protocol or "")
         return ws
+
+    # -- pods/portforward ----------------------------------------------------------------
+
+    async def port_forward(self, request: web.Request, pod: Obj) -> web.StreamResponse:
+        """kubectl's SPDY session, over a WebSocket tunnel (kubectl 1.31+) or an SPDY/3.1 upgrade (1.30),
+        piped to the agent's /portForward WebSocket tunnel (`arktos.client.portforward`)."""
+        ports: list[int] = []
+        for raw in request.query.getall("ports", []):
+            for part in filter(None, raw.split(",")):
+                try:
+                    port = int(part)
+                except ValueError:
+                    raise errors.bad_request(f"invalid value for ports: {part!r} is not an integer") from None
+                if not 0 < port < 65536:
+                    raise errors.bad_request(f"invalid value for ports: {port} must be in the range 1-65535")
+                ports.append(port)
+        if (pod.get("spec") or {}).get("virtualMachine"):
+            raise errors.bad_request("port-forward is not supported for VM pods; reach the VM at its pod IP")
+        base = await self._agent_url(pod)
+        query = [("port", str(p)) for p in ports] + [("podUID", pod["metadata"].get("uid", ""))]
+        url = base + self._path("portForward", pod, None) + "?" + urlencode(query)
+        tunnel = rc.is_websocket_upgrade(request)
+        if tunnel and not pf.wants_tunnel(request):
+            raise errors.bad_request(f"port-forward over WebSocket needs the {pf.TUNNEL} subprotocol")
+        if not tunnel and not pf.is_spdy_upgrade(request):
+            await self._preflight(url, pod)
+            raise errors.bad_request(f"Upgrade request required: pods/portforward is served over an SPDY/3.1 "
+                                     f"upgrade or a WebSocket with the {pf.TUNNEL} subprotocol")
+        up = await self._connect(url, pod, [pf.TUNNEL])
+        name = pod["metadata"]["name"]
+        if tunnel:
+            ws = web.WebSocketResponse(protocols=(pf.TUNNEL,), autoping=True, max_msg_size=0)
+            try:
+                await ws.prepare(request)
+            except BaseException:
+                await up.close()
+                raise
+            log.info("port-forward to pod %s (WebSocket tunnel)", name)
+            await pf.pipe_websockets(ws, up)
+            return ws
+        offered = [p.strip() for h in request.headers.getall("X-Stream-Protocol-Version", []) for p in h.split(",")]
+        if offered and pf.PROTOCOL not in offered:
+            await up.close()
+            raise errors.bad_request(f"unable to upgrade: none of the offered protocols is supported "
+                                     f"(only {pf.PROTOCOL})")
+        try:
+            resp, raw_conn = await pf.accept_spdy(request, pf.PROTOCOL if offered else "")
+        except BaseException:
+            await up.close()
+            raise
+        log.info("port-forward to pod %s (SPDY/3.1)", name)
+        await pf.pipe_stream(up, raw_conn.reader, raw_conn.write, raw_conn.close)
+        return resp
 
 
 def _rfc3339(text: str) -> bool:

@@ -184,7 +184,8 @@ def test_every_write_operation_advertises_field_validation() -> None:
                     op_ids.append(op["operationId"])
                     assert op.get("x-kubernetes-action") or path.endswith("/"), (path, method)
                     query = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
-                    if method in ("put", "patch") or (method == "post" and not path.endswith("/exec")):
+                    connect = path.endswith(("/exec", "/attach", "/portforward"))
+                    if method in ("put", "patch") or (method == "post" and not connect):
                         assert {"dryRun", "fieldManager", "fieldValidation"} <= query, (path, method)
                         assert op["x-kubernetes-group-version-kind"]["kind"]
                     if method == "patch":
