@@ -1,5 +1,5 @@
-"""`kubectl logs` and `kubectl exec` on the secure path: HTTPS API server, an agent process on HTTPS with
-client certificates, tenants and RBAC.
+"""`kubectl logs`, `exec`, `attach` and `port-forward` on the secure path: HTTPS API server, an agent
+process on HTTPS with client certificates, tenants and RBAC.
 
 The API server (the `secure` fixture) reaches the agent with its kubelet client certificate and
 verifies the agent's serving certificate against the cluster CA; the agent (`arktos node-agent`
@@ -103,7 +103,7 @@ def test_logs_and_exec_through_an_authenticated_agent_with_tenants_and_rbac(secu
 
         # Another tenant's user gets what a missing pod gets: 403 on the tenant path, 404 on its own short path.
         bob = pki.tenant_client(other, "bob")
-        for sub in ("log", "exec?command=true&stdout=1"):
+        for sub in ("log", "exec?command=true&stdout=1", "attach?stdout=1", "portforward?ports=80"):
             theirs = request(secure, f"{path}/{sub}", cert=bob)
             ghost = request(secure, f"/api/v1/tenants/{tenant}/namespaces/default/pods/ghost/{sub}", cert=bob)
             assert theirs[0] == ghost[0] == 403 and theirs[1]["reason"] == ghost[1]["reason"] == "Forbidden"
@@ -115,7 +115,8 @@ def test_logs_and_exec_through_an_authenticated_agent_with_tenants_and_rbac(secu
 
         # RBAC inside the tenant: pods/log needs get; WebSocket exec needs create as well as get.
         reader = {"metadata": {"name": "reader"}, "rules": [
-            {"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["get", "list"]}]}
+            {"apiGroups": [""], "resources": ["pods", "pods/exec", "pods/attach", "pods/portforward"],
+             "verbs": ["get", "list"]}]}
         assert request(secure, f"/apis/rbac.authorization.k8s.io/v1/tenants/{tenant}/namespaces/default/roles",
                        cert=pki.admin, method="POST", body=reader)[0] == 201
         binding = {"metadata": {"name": "reader"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
@@ -128,9 +129,18 @@ def test_logs_and_exec_through_an_authenticated_agent_with_tenants_and_rbac(secu
         assert no_log.returncode != 0 and 'cannot get resource "pods/log"' in no_log.stderr
         no_exec = kubectl(eve, "exec", "web", "--", "true", check=False)
         assert no_exec.returncode != 0 and 'cannot create resource "pods/exec"' in no_exec.stderr
+        no_attach = kubectl(eve, "attach", "web", check=False)
+        assert no_attach.returncode != 0 and 'cannot create resource "pods/attach"' in no_attach.stderr
+        no_forward = kubectl(eve, "port-forward", "web", ":80", check=False)
+        assert no_forward.returncode != 0 and 'cannot create resource "pods/portforward"' in no_forward.stderr
         # alice may exec; the hollow runtime has nothing to run it in, and says so through both hops.
         hollow = kubectl(alice, "exec", "web", "--", "true", check=False)
         assert hollow.returncode != 0 and "exec is not supported for hollow pods" in hollow.stderr, hollow.stderr
+        hollow = kubectl(alice, "attach", "web", check=False)
+        assert hollow.returncode != 0 and "attach is not supported for hollow pods" in hollow.stderr, hollow.stderr
+        hollow = kubectl(alice, "port-forward", "web", ":80", check=False)
+        assert hollow.returncode != 0 and "port-forward is not supported for hollow pods" in hollow.stderr, \
+            hollow.stderr
 
         # The agent's endpoint itself: the API server's kubelet client only.
         logs = f"/containerLogs/{tenant}/default/web/c?podUID={uid}"
