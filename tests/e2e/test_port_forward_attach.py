@@ -105,18 +105,21 @@ def test_port_forward_attach_and_run_on_real_containers(cluster, containerd):  #
         assert results == ["hello from srv\n"] * 4
     finally:
         fwd.stop()
-    # kubectl 1.30: an SPDY/3.1 upgrade, which the API server takes over from aiohttp and pipes.
-    old = PortForward(kubeconfig, "pod/srv", 8080, minor=30)
-    try:
-        assert get(old.port) == "hello from srv\n"
-    finally:
-        old.stop()
+    # kubectl 1.30: an SPDY/3.1 upgrade, which the API server takes over from aiohttp and pipes; 1.33 as 1.32.
+    for minor in (30, 33):
+        other = PortForward(kubeconfig, "pod/srv", 8080, minor=minor)
+        try:
+            assert get(other.port) == "hello from srv\n"
+        finally:
+            other.stop()
     metrics = kubectl(kubeconfig, "get", "--raw", "/metrics").stdout
-    # One of each: kubectl 1.32's WebSocket (GET) and 1.30's SPDY upgrade (POST, verb create).  (The code of a
+    # kubectl 1.32's and 1.33's WebSockets (GET) and 1.30's SPDY upgrade (POST, verb create).  (The code of a
     # session the client ended is whatever its end was: the WebSocket's handler is cancelled when kubectl goes.)
-    verbs = re.findall(r'apiserver_request_total\{code="\d+",group="",resource="pods",subresource="portforward",'
-                       r'verb="(\w+)"\} 1\.0', metrics)
-    assert sorted(verbs) == ["CREATE", "GET"], verbs
+    verbs: dict[str, float] = {}
+    for verb, n in re.findall(r'apiserver_request_total\{code="\d+",group="",resource="pods",'
+                              r'subresource="portforward",verb="(\w+)"\} (\S+)', metrics):
+        verbs[verb] = verbs.get(verb, 0) + float(n)
+    assert verbs == {"CREATE": 1, "GET": 2}, verbs
     # Nothing listens on 8081: the connection ends at once and kubectl says why (not a hang).
     closed = PortForward(kubeconfig, "pod/srv", 8081)
     try:
