@@ -9,6 +9,7 @@ manager, scheduler, `arktos node-agent --runtimes containerd`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import selectors
@@ -27,7 +28,8 @@ from tests.e2e.test_containers import cluster, kubectl, wait_for  # noqa: F401  
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.timeout(180)]
 
-SERVER = "mkdir -p /www; echo hello from srv > /www/index.html; echo serving; exec httpd -f -p 8080 -h /www"
+SERVER = ("mkdir -p /www; echo hello from srv > /www/index.html; head -c 3000000 /dev/urandom > /www/big; "
+          "echo serving; exec httpd -f -p 8080 -h /www")
 READER = 'echo ready; while read line; do echo "got $line"; done'
 
 
@@ -67,9 +69,13 @@ class PortForward:
         return self.stderr
 
 
-def get(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10) as r:
-        return r.read().decode()
+def get(port: int, path: str = "/index.html") -> str:
+    return get_bytes(port, path).decode()
+
+
+def get_bytes(port: int, path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as r:
+        return r.read()
 
 
 def test_port_forward_attach_and_run_on_real_containers(cluster, containerd):  # noqa: F811
@@ -103,6 +109,9 @@ def test_port_forward_attach_and_run_on_real_containers(cluster, containerd):  #
         for t in threads:
             t.join(20)
         assert results == ["hello from srv\n"] * 4
+        big = get_bytes(fwd.port, "/big")  # 3 MB: many SPDY frames, kubectl and containerd's windows
+        want = kubectl(kubeconfig, "exec", "srv", "--", "sha256sum", "/www/big").stdout.split()[0]
+        assert (len(big), hashlib.sha256(big).hexdigest()) == (3000000, want)
     finally:
         fwd.stop()
     # kubectl 1.30: an SPDY/3.1 upgrade, which the API server takes over from aiohttp and pipes; 1.33 as 1.32.
