@@ -18,7 +18,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from arktos.proxy.rules import jump_rules
+from arktos.proxy.rules import MARTIAN_COMMENT, jump_rules
 
 __all__ = ["IptablesError", "cleanup", "ensure_jumps", "local_bridges", "our_chains", "restore",
            "set_route_localnet"]
@@ -99,6 +99,9 @@ def cleanup(prefix: str) -> int:
         lines += [f":{c} - [0:0]" for c in chains] + [f"-X {c}" for c in chains] + ["COMMIT"]
         restore("\n".join(lines) + "\n")
         removed += len(chains)
+    if removed and MARTIAN_COMMENT not in save("filter"):
+        # No proxy is left dropping martians to 127/8: the bridges must not route them either.
+        reset_route_localnet(list(local_bridges()))
     return removed
 
 
@@ -121,6 +124,14 @@ def local_bridges() -> dict[str, list[str]]:
                 net = ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False)
                 out.setdefault(name, []).append(str(net))
     return out
+
+
+def reset_route_localnet(bridges: list[str]) -> None:
+    for name in bridges:
+        with contextlib.suppress(OSError):
+            path = Path("/proc/sys/net/ipv4/conf") / name / "route_localnet"
+            if path.read_text().strip() == "1":
+                path.write_text("0\n")
 
 
 def set_route_localnet(bridges: list[str]) -> list[str]:

@@ -58,6 +58,7 @@ log = logging.getLogger("arktos.proxy.rules")
 MAX_CHAIN = 28  # iptables' limit on a chain name
 PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 DEFAULT_AFFINITY_TIMEOUT = 10800
+MARTIAN_COMMENT = "block incoming localnet connections"
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def render(ports: Iterable[ServicePort], options: Options, existing: Mapping[str
     fwd.append(_comment("arktos forwarding rules") + f" -m mark --mark {mark} -j ACCEPT")
     fwd.append(_comment("arktos forwarding conntrack rule") + " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
     if options.localhost_nodeports:
-        flt[c["FIREWALL"]].append(_comment("block incoming localnet connections") + " -d 127.0.0.0/8 ! -s 127.0.0.0/8"
+        flt[c["FIREWALL"]].append(_comment(MARTIAN_COMMENT) + " -d 127.0.0.0/8 ! -s 127.0.0.0/8"
                               " -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
 
     services = nat[c["SERVICES"]]
