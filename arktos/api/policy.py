@@ -258,9 +258,11 @@ def system_policy() -> list[Obj]:
         *discovery_roles(t),
         *user_facing_roles(t),
         cluster_role("system:node", t, _node_rules()),
+        # kube-proxy's role (arktos proxy runs as system:kube-proxy), as in Kubernetes' bootstrap policy.
         cluster_role("system:node-proxier", t, [
             rule(("list", "watch"), (LEGACY,), ("services", "endpoints")),
-            rule(("get",), (LEGACY,), ("nodes",)),
+            rule(("get", "list", "watch"), (LEGACY,), ("nodes",)),
+            rule(("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)),
             *_events_rule(),
         ]),
         cluster_role("system:kube-scheduler", t, _scheduler_rules()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import time
@@ -28,7 +29,7 @@ api_port_option = click.option("--apiserver-port", default=None, type=click.IntR
 
 # What the first `up` chose and later commands reuse unless told otherwise (STATE_DIR/cluster.json).
 CHOICES = ("etcd_port", "apiserver_port", "node_agent_base_port", "node_name", "runtimes", "node_agents",
-           "hollow_nodes", "tenant")
+           "hollow_nodes", "tenant", "proxy_healthz_port", "chain_prefix")
 
 
 def _cluster(state_dir: Path, progress: Progress | None = None, **asked: Any) -> LocalCluster:
@@ -125,24 +126,35 @@ def _progress() -> Progress:
 @click.option("--tenant", default=None, metavar="NAME",
               help="A tenant to make ready, with a kubeconfig for its admin, so plain kubectl works inside it at "
                    "once; '' for none (default: 'demo' on the first up, then what the cluster was made with).")
+@click.option("--proxy-healthz-port", default=None, type=click.IntRange(1, 65535),
+              help="Port of the service proxy's /healthz on 127.0.0.1 (default: 10256, kube-proxy's, on the first "
+                   "up, then what the cluster was made with).")
+@click.option("--iptables-chain-prefix", "chain_prefix", default=None, metavar="PREFIX",
+              help="Start of the names of the service proxy's iptables chains; two clusters on one machine need "
+                   "different ones (default: KUBE- on the first up, then what the cluster was made with).")
 def up(state_dir: Path, etcd_port: int | None, apiserver_port: int | None, timeout: float, runtimes: str | None,
        node_name: str | None, node_agent_port: int | None, node_agents: int | None, hollow_nodes: int | None,
-       tenant: str | None) -> None:
+       tenant: str | None, proxy_healthz_port: int | None, chain_prefix: str | None) -> None:
     """Bring a local cluster up, or check the one that is already running.
 
     Starts etcd, the API server, the controller manager, the node agent(s) with
-    the runtimes this machine offers, the scheduler and any hollow nodes, each
+    the runtimes this machine offers, the service proxy (with real containers:
+    ClusterIPs and node ports reach pods), the scheduler and any hollow nodes, each
     a detached process with a log under STATE_DIR/logs and a configuration file
     under STATE_DIR/config; waits until the nodes are Ready; then prints how to
     use kubectl.  Running `arktos up` again changes nothing on a healthy cluster
     and resumes a half-started one.  Stop it with `arktos down`.
     """
+    if chain_prefix is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,11}", chain_prefix):
+        raise click.BadParameter(f"{chain_prefix!r}: want 1-11 characters of letters, digits, - and _",
+                                 param_hint="--iptables-chain-prefix")
     if not (LocalCluster.saved_choices(state_dir) or tenant is not None):
         tenant = DEFAULT_TENANT
     progress = _progress()
     cluster = _cluster(state_dir, progress, etcd_port=etcd_port, apiserver_port=apiserver_port, runtimes=runtimes,
                        node_name=node_name, node_agent_base_port=node_agent_port, node_agents=node_agents,
-                       hollow_nodes=hollow_nodes, tenant=tenant)
+                       hollow_nodes=hollow_nodes, tenant=tenant, proxy_healthz_port=proxy_healthz_port,
+                       chain_prefix=chain_prefix)
     started = time.monotonic()
     click.secho(f"Bringing up a local Arktos cluster in {cluster.state_dir}", bold=True)
     try:

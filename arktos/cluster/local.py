@@ -13,6 +13,7 @@ on the command line.  The components are:
     etcd, apiserver, controller-manager,
     containerd, containerd-2, ...      a private containerd per node agent, when containers run for real
     node-agent, node-agent-2, ...      real node agents (--node-agents N), node names NAME, NAME-2, ...
+    proxy                              the service proxy, one for the machine, when containers run for real
     scheduler,
     hollow-nodes                       N hollow nodes in one process (--hollow-nodes N)
 
@@ -39,7 +40,7 @@ from typing import Any
 from arktos.cluster import containerd as ctd
 from arktos.cluster import render
 from arktos.cluster.etcd import INSTALL_HINT, EtcdNotFound, find_etcd
-from arktos.cluster.pki import ClusterPKI
+from arktos.cluster.pki import KUBE_PROXY, ClusterPKI
 from arktos.cluster.supervisor import Process
 
 HOLLOW_LABEL = "arktos.io/hollow-node"  # as arktos.kubemark.hollow, which this module does not import
@@ -124,6 +125,8 @@ class LocalCluster:
     hollow_nodes: int = 0
     tenant: str = ""  # a tenant `up` makes ready, with its admin's kubeconfig ("" for none)
     node_agent_base_port: int = 10250
+    proxy_healthz_port: int = 10256  # the service proxy's /healthz (kube-proxy's port)
+    chain_prefix: str = "KUBE-"  # the service proxy's iptables chains
     progress: Progress | None = None
     components: list[Component] = field(init=False)
     _chosen: str | None = field(default=None, init=False, repr=False)
@@ -139,6 +142,7 @@ class LocalCluster:
         self.cm_kubeconfig = self.state_dir / "controller-manager.kubeconfig"
         self.scheduler_kubeconfig = self.state_dir / "scheduler.kubeconfig"
         self.hollow_kubeconfig = self.state_dir / "hollow-nodes.kubeconfig"
+        self.proxy_kubeconfig = self.state_dir / "proxy.kubeconfig"
         lease_url = f"{self.server}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
         admin_pair = (self.pki.admin.cert, self.pki.admin.key)
         self.components = [
@@ -155,6 +159,7 @@ class LocalCluster:
                       title="Starting the controller manager"),
             *(self._containerd(i) for i in range(1, self.node_agents + 1) if self.runs_containerd()),
             *(self._node_agent(i, admin_pair) for i in range(1, self.node_agents + 1)),
+            *([self._proxy()] if self.runs_proxy() else []),
             Component("scheduler", lambda: self._arktos("scheduler"), None, lease_url + "kube-scheduler",
                       self._process("scheduler"), self._log("scheduler"), self.pki.ca.cert, admin_pair,
                       _lease_fresh, title="Starting the scheduler"),
@@ -227,6 +232,26 @@ class LocalCluster:
     def runs_containerd(self) -> bool:
         return "containerd" in self.chosen_runtimes().split(",")
 
+    def runs_proxy(self) -> bool:
+        """The service proxy runs where pods have real addresses to reach (containerd's bridges)."""
+        return self.runs_containerd() and self.node_agents > 0
+
+    def _proxy(self) -> Component:
+        """One service proxy for the machine (iptables are host-wide, not per node agent); `down` removes
+        its rules (`arktos proxy --cleanup`), so none outlives the cluster."""
+        def cleanup(_purge: bool) -> None:
+            import subprocess
+
+            started = self.run_dir / "proxy.config"  # what it was started with (see _started_config)
+            if not started.exists():
+                return  # never started from here: the chains of that prefix, if any, are someone else's
+            subprocess.run([*self._arktos("proxy"), "--cleanup"], capture_output=True, timeout=60, check=False)
+            started.unlink(missing_ok=True)
+        port = self.proxy_healthz_port
+        return Component("proxy", lambda: self._arktos("proxy"), port, f"http://127.0.0.1:{port}/healthz",
+                         self._process("proxy"), self._log("proxy"), title="Starting the service proxy",
+                         after_stop=cleanup)
+
     # -- choices that stick ----------------------------------------------------------------
 
     @staticmethod
@@ -240,6 +265,7 @@ class LocalCluster:
         render.write(self.state_dir / "cluster.json", json.dumps({
             "etcd_port": self.etcd_port, "apiserver_port": self.apiserver_port,
             "node_agent_base_port": self.node_agent_base_port, "node_name": self.node_name,
+            "proxy_healthz_port": self.proxy_healthz_port, "chain_prefix": self.chain_prefix,
             "runtimes": self.runtimes, "node_agents": self.node_agents,
             "hollow_nodes": self.hollow_nodes, "tenant": self.tenant}) + "\n")
 
@@ -470,6 +496,8 @@ class LocalCluster:
             pairs.append((self.node_kubeconfig(i), f"system:node:{node}", self.pki.node_client(node)))
         if self.hollow_nodes:
             pairs.append((self.hollow_kubeconfig, HOLLOW_USER, self.pki.client(HOLLOW_USER)))
+        if self.runs_proxy():
+            pairs.append((self.proxy_kubeconfig, KUBE_PROXY, self.pki.client(KUBE_PROXY)))
         for path, user, pair in pairs:
             render.write(path, self._kubeconfig_text(user, pair.cert, pair.key), 0o600)
 
@@ -499,6 +527,10 @@ class LocalCluster:
             files["hollow-nodes"] = ("hollow-nodes.yaml.j2", {
                 "kubeconfig": str(self.hollow_kubeconfig), "count": self.hollow_nodes,
                 "name_prefix": HOLLOW_PREFIX})
+        if self.runs_proxy():
+            files["proxy"] = ("proxy.yaml.j2", {
+                "kubeconfig": str(self.proxy_kubeconfig), "chain_prefix": self.chain_prefix,
+                "healthz_bind_address": f"127.0.0.1:{self.proxy_healthz_port}"})
         for name, (template, values) in files.items():
             render.write(self.config_file(name), render.render(template, **values))
 

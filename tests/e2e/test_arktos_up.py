@@ -35,6 +35,8 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     while listening(agent_port) or listening(agent_port + 1):
         agent_port = random.randrange(20000, 30000, 2)
     opts = ["--state-dir", str(state), "--etcd-port", str(etcd_port), "--apiserver-port", str(api_port)]
+    # The service proxy's chains and health port are the test's own (a cluster of the machine may use KUBE-).
+    prefix, proxy_port = f"UP{os.getpid() % 10000}-", free_port()
     final_pids: dict[str, list[str]] = {}
     try:
         # Real containers (make install brings containerd); VMs hollow, since the VM pod's image exists on no
@@ -42,9 +44,10 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         first = arktos("up", *opts, "--runtimes", "containerd,hollow-vm", "--node-name", "up-node",
                        "--node-agents", "2",
                        "--node-agent-port", str(agent_port),
+                       "--proxy-healthz-port", str(proxy_port), "--iptables-chain-prefix", prefix,
                        "--hollow-nodes", "5")
         assert first.returncode == 0, first.stderr + first.stdout
-        components = ("etcd", "apiserver", "controller-manager", "node-agent", "node-agent-2", "scheduler",
+        components = ("etcd", "apiserver", "controller-manager", "node-agent", "node-agent-2", "proxy", "scheduler",
                       "hollow-nodes")
         assert "started containerd " in first.stdout and "started containerd-2 " in first.stdout, first.stdout
         assert all(f"started {c} " in first.stdout for c in components), first.stdout
@@ -70,7 +73,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert {p.name: p.read_text().split()[0] for p in (state / "run").glob("*.pid")} == pids
 
         status = arktos("status", "--state-dir", str(state))  # the ports are remembered
-        assert status.returncode == 0 and status.stdout.count("healthy") == 9, status.stdout
+        assert status.returncode == 0 and status.stdout.count("healthy") == 10, status.stdout
         nodes = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc"), "get", "nodes", "-o",
                                 "json"], capture_output=True, text=True, env=env, timeout=60)
         items = {n["metadata"]["name"]: n for n in json.loads(nodes.stdout)["items"]}
@@ -137,6 +140,22 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert said.returncode == 0 and said.stdout.strip() == name, said.stderr
         logs = subprocess.run([*kc2, "logs", name], capture_output=True, text=True, env=tenant_env, timeout=60)
         assert logs.returncode == 0 and f"hello from {name}" in logs.stdout, logs.stderr
+        # The tenant's Service gets its rules from the service proxy (system:kube-proxy, watching every tenant):
+        # its ClusterIP to both pods.  (Traffic itself is tests/e2e/test_service_proxy.py's: this cluster's pod
+        # subnets, 10.88.0-1.0/24, may be shadowed by another cluster's bridges on a shared host.)
+        exposed = subprocess.run([*kc2, "expose", "deployment", "real", "--port", "80", "--target-port", "8080"],
+                                 capture_output=True, text=True, env=tenant_env, timeout=60)
+        assert exposed.returncode == 0, exposed.stderr
+        cluster_ip = subprocess.run([*kc2, "get", "service", "real", "-o", "jsonpath={.spec.clusterIP}"],
+                                    capture_output=True, text=True, env=tenant_env, timeout=60).stdout
+        deadline, dnat, nat = time.monotonic() + 20, set(), ""
+        while time.monotonic() < deadline and len(dnat) < 2:
+            time.sleep(0.2)
+            nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout
+            dnat = {line.rsplit(" ", 1)[1] for line in nat.splitlines()
+                    if line.startswith(f"-A {prefix}SEP-") and "acme/default/real" in line and "DNAT" in line}
+        assert dnat == {f"{p['status']['podIP']}:8080" for p in pods}, dnat
+        assert f"-A {prefix}SERVICES -d {cluster_ip}/32 -p tcp" in nat
         # A Deployment onto the hollow nodes: every pod Running there.
         spread = json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"}, "spec": {
             "replicas": 5, "selector": {"matchLabels": {"app": "spread"}}, "template": {
@@ -175,7 +194,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert resumed.returncode == 0, resumed.stderr
         assert "started apiserver" in resumed.stdout and "etcd is already running" in resumed.stdout
         final_pids = {p.name: p.read_text().split() for p in (state / "run").glob("*.pid")}
-        assert len(final_pids) == 9
+        assert len(final_pids) == 10
 
         # Fewer nodes: the second agent and its containerd stop, the hollow nodes restart with their new
         # count, and the Nodes no longer run are removed, their pods replaced on the nodes that remain.
@@ -209,7 +228,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         else:
             raise AssertionError(f"the spread pods were not replaced on the hollow nodes that remain: {placed}")
         now = {p.name: p.read_text().split() for p in (state / "run").glob("*.pid")}
-        assert len(now) == 7
+        assert len(now) == 8
         final_pids = {**{f"old {k}": v for k, v in final_pids.items()}, **now}  # all must be gone after down
     finally:
         down = arktos("down", "--purge", *opts)
@@ -224,6 +243,8 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     assert not state.exists()
     leftovers = subprocess.run(["pgrep", "-af", str(state)], capture_output=True, text=True).stdout
     assert leftovers == "", leftovers  # no containerd, no shim, no container
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    assert prefix not in rules  # the service proxy's chains and jumps went with the cluster
     assert arktos("status", *opts).returncode == 1
 
 

@@ -79,7 +79,21 @@ def test_every_component_takes_a_config_file(tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text("no-such-flag: 1\n")
     for command in ("apiserver", "controller-manager", "scheduler", "node-agent", "workload-controller-manager",
-                    "hollow-nodes"):
+                    "hollow-nodes", "proxy"):
         result = CliRunner().invoke(cli, [command, "--config", str(path)])
         assert result.exit_code == 1, (command, result.output)
         assert "unknown key 'no-such-flag'" in result.output, (command, result.output)
+
+
+def test_the_proxy_template_is_a_valid_proxy_config(tmp_path: Path):
+    """What `arktos up` and the role render is accepted by `arktos proxy` (here with --cleanup of a prefix that
+    has no chains, which only reads iptables)."""
+    from arktos.cluster import render
+
+    kubeconfig = tmp_path / "k.yaml"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    path = tmp_path / "proxy.yaml"
+    path.write_text(render.render("proxy.yaml.j2", kubeconfig=str(kubeconfig), chain_prefix="ZQ9-",
+                                  healthz_bind_address="127.0.0.1:1", cluster_cidr="10.88.0.0/16"))
+    result = CliRunner().invoke(cli, ["proxy", "--config", str(path), "--cleanup"])
+    assert result.exit_code == 0 and "removed 0 chains named ZQ9-*" in result.output, result.output
