@@ -113,7 +113,8 @@ class Proxier:
             changes_from = self.pending_since
             self.pending_since = None
             try:
-                await asyncio.to_thread(self.sync, full)
+                # Snapshots taken here, on the loop that changes the stores; the thread only reads them.
+                await asyncio.to_thread(self.sync, full, self.services.list(), self.endpoints.list())
             except Exception as exc:  # keep going: the next attempt is a full one
                 log.warning("sync failed (retrying): %s", exc)
                 self._need_full = True
@@ -129,9 +130,8 @@ class Proxier:
                 await asyncio.wait_for(self._dirty.wait(), timeout=max(0.0, o.sync_period - (time.monotonic()
                                                                                             - last_full)))
 
-    def sync(self, full: bool) -> None:
-        """Render and apply every rule (run in a thread: the iptables tools block)."""
-        assert self.services is not None and self.endpoints is not None
+    def sync(self, full: bool, services: list[dict[str, Any]], endpoints: list[dict[str, Any]]) -> None:
+        """Render and apply every rule for these Services and Endpoints (run in a thread: the tools block)."""
         started = time.monotonic()
         o = self.options
         if full:
@@ -139,8 +139,7 @@ class Proxier:
         self._bridges = iptables.local_bridges()
         subnets = tuple(sorted({s for nets in self._bridges.values() for s in nets}))
         rules = dataclasses.replace(o.rules, local_subnets=subnets)
-        endpoints = {self._key(e): e for e in self.endpoints.list()}
-        ports = service_ports(self.services.list(), endpoints)
+        ports = service_ports(services, {self._key(e): e for e in endpoints})
         rendered = render(ports, rules, self._chains)
         iptables.restore(rendered.text)
         self._chains = rendered.chains
