@@ -427,7 +427,8 @@ class LocalCluster:
         earlier = self._with_choices(previous).components if previous else []
         stopped = False
         for comp in reversed(earlier):
-            if comp.name not in known and self._stop(comp):
+            # Gone from the cluster for good: its state goes too (a containerd's pods, bridge and files).
+            if comp.name not in known and self._stop(comp, purge=True):
                 self.progress.note(f"stopped {comp.name}: this cluster no longer has it")
                 stopped = True
         for proc in self.stray_processes():  # anything else with a PID file here
@@ -606,6 +607,12 @@ class LocalCluster:
         stopped = [c.name for c in reversed(self.components) if self._stop(c, purge)]
         stopped += [p.name for p in self.stray_processes() if p.stop()]
         if purge and self.state_dir.exists():
+            # Every containerd this cluster ever had (one that died, one of an agent since removed) leaves
+            # a bridge and maybe mounts on the host: they go with the state.
+            for base in sorted((self.state_dir / "containerd").glob("*")):
+                layout = ctd.ContainerdLayout(base)
+                ctd.kill_leftover_shims(layout)
+                ctd.purge(layout)
             shutil.rmtree(self.state_dir)
         return stopped
 

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from arktos.cluster.containerd import bridge_name
 from arktos.cluster.etcd import free_port
 from tests.e2e.conftest import kubectl_binary
 
@@ -243,6 +244,9 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     assert not state.exists()
     leftovers = subprocess.run(["pgrep", "-af", str(state)], capture_output=True, text=True).stdout
     assert leftovers == "", leftovers  # no containerd, no shim, no container
+    bridges = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert not any(bridge_name((state / "containerd" / agent).resolve()) in bridges
+                   for agent in ("node-agent", "node-agent-2")), bridges  # the pod bridges went too
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
     assert prefix not in rules  # the service proxy's chains and jumps went with the cluster
     assert arktos("status", *opts).returncode == 1
