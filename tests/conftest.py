@@ -6,7 +6,6 @@ etcd binary is a failure, not a skip, so CI can never go green without it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -289,7 +288,8 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerdP
     from arktos.cluster import containerd as ctd
 
     base = tmp_path_factory.mktemp("containerd")
-    subnet = f"10.88.{os.getpid() % 200 + 20}.0/24"
+    # A pool of its own: `arktos up` in the e2e tests takes its subnets from 10.88.0.0/16.
+    subnet = ctd.free_subnet(pool="10.89.0.0/16")
     proc, layout = ctd.start_containerd(base / "ctd", subnet, base / "containerd.log")
     yield ContainerdProc(proc, layout, subnet, base / "containerd.log")
     asyncio.run(ctd.remove_all_pods(layout))

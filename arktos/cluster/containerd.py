@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -26,9 +27,24 @@ from pathlib import Path
 
 from arktos.cluster import images, render
 
-__all__ = ["INSTALL_HINT", "ContainerdLayout", "ContainerdNotFound", "find_containerd", "import_local_images",
-           "kill_leftover_shims", "missing", "prepare", "purge", "ready", "remove_all_pods", "shut_down",
-           "start_containerd", "wait_ready"]
+__all__ = [
+    "INSTALL_HINT",
+    "ContainerdLayout",
+    "ContainerdNotFound",
+    "configured_subnet",
+    "find_containerd",
+    "free_subnet",
+    "import_local_images",
+    "kill_leftover_shims",
+    "missing",
+    "prepare",
+    "purge",
+    "ready",
+    "remove_all_pods",
+    "shut_down",
+    "start_containerd",
+    "wait_ready",
+]
 
 INSTALL_HINT = "apt-get install containerd runc containernetworking-plugins busybox-static"
 _CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni")
@@ -233,3 +249,36 @@ def shut_down(layout: ContainerdLayout) -> None:
     if layout.socket.exists():
         with contextlib.suppress(Exception):
             asyncio.run(remove_all_pods(layout))
+
+
+def configured_subnet(layout: ContainerdLayout) -> str | None:
+    """The pod subnet this containerd was configured with (None before its first `prepare`)."""
+    try:
+        conf = json.loads((layout.cni_conf_dir / "10-arktos.conflist").read_text())
+        return str(conf["plugins"][0]["ipam"]["ranges"][0][0]["subnet"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def subnets_in_use() -> list[ipaddress.IPv4Network]:
+    """IPv4 networks this host already has on an interface or in a route (bar the default route)."""
+    found: list[ipaddress.IPv4Network] = []
+    for argv in (["ip", "-4", "-o", "addr", "show"], ["ip", "-4", "route", "show"]):
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+        for word in out.split():
+            if "/" in word or argv[2] == "route":
+                with contextlib.suppress(ValueError):
+                    net = ipaddress.ip_network(word, strict=False)
+                    if isinstance(net, ipaddress.IPv4Network) and net.prefixlen > 0:
+                        found.append(net)
+    return found
+
+
+def free_subnet(taken: tuple[str, ...] = (), pool: str = "10.88.0.0/16") -> str:
+    """The first /24 of `pool` that overlaps nothing on this host nor `taken`: a pod subnet that
+    cannot be shadowed by another cluster's bridge (or a VPN's route) on the same machine."""
+    used = subnets_in_use() + [ipaddress.ip_network(t) for t in taken]
+    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=24):
+        if not any(candidate.overlaps(u) for u in used):
+            return str(candidate)
+    raise ValueError(f"no /24 of {pool} is free on this host for pod addresses")

@@ -213,10 +213,19 @@ class LocalCluster:
     def containerd_layout(self, i: int) -> ctd.ContainerdLayout:
         return ctd.ContainerdLayout(self.state_dir / "containerd" / self.agent_component(i))
 
-    @staticmethod
-    def pod_subnet(i: int) -> str:
-        """Node agent `i`'s pod subnet: its own /24, so pods of all local nodes reach each other via the host."""
-        return f"10.88.{i - 1}.0/24"
+    def pod_subnet(self, i: int) -> str:
+        """Node agent `i`'s pod subnet: its own /24, so pods of all local nodes reach each other via the
+        host.  Chosen free at the first `up` (no other bridge or route on the host overlaps it), then kept
+        in its containerd's CNI configuration."""
+        layout = self.containerd_layout(i)
+        kept = ctd.configured_subnet(layout)
+        if kept:
+            return kept
+        others = [ctd.configured_subnet(self.containerd_layout(j)) for j in range(1, self.node_agents + 1) if j != i]
+        try:
+            return ctd.free_subnet(tuple(s for s in others if s))
+        except ValueError as exc:
+            raise UpError(str(exc)) from None
 
     def _containerd(self, i: int) -> Component:
         name, layout = self.containerd_component(i), self.containerd_layout(i)
