@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from arktos.cluster.images import BUSYBOX_IMAGE
 from arktos.cluster.local import LocalCluster, Progress, UpError
 
 DEFAULT_STATE = os.environ.get("ARKTOS_STATE_DIR", "~/.arktos")
@@ -177,7 +178,11 @@ def up(state_dir: Path, etcd_port: int | None, apiserver_port: int | None, timeo
         user_kubeconfig = cluster.state_dir / "users" / f"{cluster.tenant}-admin.kubeconfig"
         click.echo(f"\nor as the admin of tenant {cluster.tenant}, whose plain kubectl stays inside it:\n"
                    f"  export KUBECONFIG={user_kubeconfig}\n"
-                   f"  kubectl create deployment web --image=busybox && kubectl get pods")
+                   f"  kubectl create deployment web --image={BUSYBOX_IMAGE} -- sleep 3600\n"
+                   f"  kubectl get pods -o wide && kubectl exec -it deploy/web -- sh")
+        if cluster.runs_containerd():
+            click.echo(f"\n(no registry needed: {BUSYBOX_IMAGE} is built on this machine and already on "
+                       "each node)")
     click.echo(
         f"\nMore tenants and users:\n"
         f"  {me} tenant create acme && {me} kubeconfig --tenant acme --user admin\n\n"
