@@ -46,6 +46,7 @@ import orjson
 
 from arktos import __version__
 from arktos.agent.runtime import ContainerState, PodState, Runtime, RuntimeEvent
+from arktos.agent.volumes import Prepared, VolumeManager
 from arktos.api.registry import ResourceInfo
 from arktos.api.resources import BUILTIN
 from arktos.api.tenancy import SYSTEM_TENANT
@@ -189,6 +190,10 @@ class NodeAgentOptions:
     serve_tls: Any = None  # arktos.agent.server.ServingTLS
     node_ip: str | None = None  # the Node's InternalIP (default: the address of the default route)
     labels: dict[str, str] = field(default_factory=dict)  # extra Node labels (hollow nodes mark themselves)
+    # Where pods' configMap/secret/downwardAPI/projected volumes are written (arktos.agent.volumes);
+    # None writes nothing (hollow nodes: references are still resolved, as the API load is real).
+    root_dir: str | None = None
+    config_ttl: float = 3.0  # how long a fetched ConfigMap/Secret is trusted; such volumes refresh as often
 
 
 class PodSource(Protocol):
@@ -326,6 +331,8 @@ class _PodWorker:
         self.restart_counts: dict[str, int] = {}
         self.last_terminated: dict[str, Obj] = {}
         self.synced_spec: bytes | None = None  # the spec the runtime was last asked to match
+        self.config_blocked = False  # the last pass could not resolve a volume or env (arktos.agent.volumes)
+        self.config_why: tuple[Any, float] = (None, 0.0)  # what was last reported missing, and when
         # container -> (container ID, restarts, state) last seen, to tell Created/Started; an adopted
         # pod starts from what the runtime already runs, so an agent restart announces nothing new.
         self.seen: dict[str, tuple[str, int, str]] = {}
@@ -407,6 +414,7 @@ class _PodWorker:
             if self.gone:
                 if self.runtime is not None:
                     await self.runtime.kill_pod(self.pod, 0)
+                self.agent.volumes.forget(self.uid)
                 log.info("pod %s: gone from the API server; killed", self.key)
                 return None
             meta = self.pod["metadata"]
@@ -420,6 +428,9 @@ class _PodWorker:
             if (self.pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 return agent.options.sync_interval
             observed = agent.observed.get(self.uid)
+            prepared = await self._prepare(observed)
+            if prepared is None:
+                return 2.0
             wait = self._restart_wait(observed) if observed else None
             if wait is not None and wait > 0:
                 self._backoff_events(observed)
@@ -432,15 +443,16 @@ class _PodWorker:
             # (an image pull failed, a sandbox error: the runtime keeps its own pull back-off).  A
             # periodic sync_pod could restart a container that exited since the last relist, and the
             # status would never show why it restarted.
-            if (observed is None or spec_key != self.synced_spec
+            if (observed is None or spec_key != self.synced_spec or self.config_blocked
                     or _init_pending(observed, self.pod.get("spec") or {})
                     or any((c.state == "terminated" and _restarts(policy, c.exit_code))
                            or (c.state == "waiting" and c.message) for c in observed.containers)):
                 for c, _ in _all(observed) if observed else []:
                     if c.state == "terminated":  # about to be restarted: the status keeps it as lastState
                         self.last_terminated[c.name] = _container_status(c)["state"]
+                self.config_blocked = False
                 try:
-                    state = await runtime.sync_pod(self.pod)
+                    state = await runtime.sync_pod(prepared.pod)
                 except (APIError, TransportError):
                     raise
                 except Exception as exc:
@@ -455,13 +467,54 @@ class _PodWorker:
                 state = observed
             self._lifecycle_events(state)
             await self._write_status(self._status(state))
-            return agent.options.sync_interval
+            return min(agent.options.sync_interval, agent.options.config_ttl) if prepared.refresh \
+                else agent.options.sync_interval
         except (APIError, TransportError) as exc:
             log.warning("pod %s: %s; retrying", self.key, exc)
             return 1.0
         except Exception:
             log.exception("pod %s: sync failed; retrying", self.key)
             return 2.0
+
+    async def _prepare(self, observed: PodState | None) -> Prepared | None:
+        """Resolve the pod's volumes and env (arktos.agent.volumes); None when something is missing: then
+        the containers wait as kubelet's do, the status says why, and the caller retries soon."""
+        if _kind(self.pod) == "vm" or self.origin is None:
+            return Prepared(self.pod)
+        prepared = await self.agent.volumes.prepare(self.pod, self.origin)
+        if not prepared.blocked:
+            return prepared
+        self.config_blocked = True
+        state = copy.deepcopy(observed) if observed is not None else PodState(uid=self.uid, namespace="", name="",
+                                                                             tenant="")
+        spec = self.pod.get("spec") or {}
+        for key, into in (("initContainers", state.init_containers), ("containers", state.containers)):
+            have = {c.name: c for c in into}
+            for c in spec.get(key) or []:
+                name = c.get("name", "")
+                if prepared.mount_error:  # kubelet: the pod waits for its volumes, an event says why
+                    waiting = ("ContainerCreating", "")
+                elif name in prepared.env_errors:
+                    waiting = ("CreateContainerConfigError", prepared.env_errors[name])
+                else:
+                    continue
+                old = have.get(name)
+                if old is None or old.state == "terminated":
+                    if old is not None:
+                        into.remove(old)
+                    into.append(ContainerState(name=name, state="waiting", reason=waiting[0], message=waiting[1],
+                                               image=c.get("image", ""),
+                                               restart_count=old.restart_count if old else 0))
+        why = (prepared.mount_error, tuple(sorted(prepared.env_errors.items())))
+        if why != self.config_why[0] or time.monotonic() - self.config_why[1] > 30:  # not every retry
+            self.config_why = (why, time.monotonic())
+            if prepared.mount_error:
+                self.event(WARNING, "FailedMount", f'MountVolume.SetUp failed for volume "{prepared.volume}" : '
+                                                   f"{prepared.mount_error}")
+            for name, message in prepared.env_errors.items():
+                self.event(WARNING, "Failed", f"Error: {message}", name)
+        await self._write_status(self._status(state))
+        return None
 
     def _restart_wait(self, state: PodState) -> float | None:
         """Seconds an exited container must still wait for its restart (None: nothing waits)."""
@@ -599,6 +652,7 @@ class _PodWorker:
                 if c.state == "running":
                     self.event(NORMAL, "Killing", f"Stopping {self._what()} {c.name}", c.name)
             await self.runtime.kill_pod(self.pod, int(grace))
+        self.agent.volumes.forget(self.uid)
         self.agent.observed.pop(self.uid, None)
         if self.origin is not None:
             try:
@@ -644,6 +698,7 @@ class NodeAgent:
                                     name="actions")
         self.workers: dict[str, _PodWorker] = {}
         self.observed: dict[str, PodState] = {}  # uid -> what the runtime last said
+        self.volumes = VolumeManager(options.root_dir, ttl=options.config_ttl, allocatable=self._capacity)
         self._recorders: dict[int, EventRecorder] = {}  # id(client) -> its recorder: events go where the pod is
         self._event_loop: asyncio.AbstractEventLoop | None = None
         for rt in self.runtimes.values():
@@ -902,6 +957,7 @@ class NodeAgent:
                     await rt.kill_pod({"metadata": {"uid": state.uid, "name": state.name,
                                                     "namespace": state.namespace, "tenant": state.tenant},
                                        "spec": {}}, 0)
+                    self.volumes.forget(state.uid)
                     self.observed.pop(state.uid, None)
         for uid in [u for u in self.observed if u not in seen]:
             del self.observed[uid]  # gone from the runtime: a worker starts it again

@@ -10,12 +10,30 @@ restart, re-syncs whatever the runtime still runs (adoption).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 Obj = dict[str, Any]
+
+# The agent hands a runtime a *resolved* pod (arktos.agent.volumes): API-backed volumes are hostPath
+# volumes to the directories the agent wrote, env from ConfigMaps and Secrets is plain values.  A
+# container changed that way carries, under SPEC_HASH, `container_hash` of itself as the API server
+# has it; a runtime that replaces containers whose spec changed compares that hash, so a ConfigMap
+# value that changed does not restart a running container (it does not in Kubernetes either).
+SPEC_HASH = "arktos.io/specHash"
+
+
+def container_hash(container: Obj) -> str:
+    """A container spec's hash (what it was created from); SPEC_HASH when the agent resolved it."""
+    have = container.get(SPEC_HASH)
+    if isinstance(have, str):
+        return have
+    return hashlib.blake2b(orjson.dumps(container, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
 
 @dataclass

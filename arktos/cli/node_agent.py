@@ -132,7 +132,7 @@ def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenan
         relist_interval=relist_interval, backoff_initial=restart_backoff,
         backoff_max=max(restart_backoff, restart_backoff_max), qps=kube_api_qps, burst=kube_api_burst,
         serve_address=serve_address, serve_port=port if port is not None else (10250 if tls else 0), serve_tls=tls,
-        node_ip=node_ip)
+        node_ip=node_ip, root_dir=ctx.root_dir)
     run_forever(NodeAgent(options))
 
 

@@ -12,8 +12,10 @@ Logs are containerd's CRI-format files under `<root>/pods/<tenant>_<ns>_<name>_<
 exec goes through CRI's Exec, whose streaming URL the agent relays.
 
 Init containers run in order, each to completion, before the containers start.
-Not yet here: probes (a running container is ready), and volumes other than
-emptyDir and hostPath.
+Not yet here: probes (a running container is ready).  Volumes are emptyDir and
+hostPath: configMap, secret, downwardAPI and projected ones arrive as hostPath
+volumes to what the agent wrote, and env from ConfigMaps and Secrets as plain
+values (arktos.agent.volumes).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import hashlib
 import logging
 import os
 import re
@@ -30,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import orjson
 
 from arktos.agent.runtime import (
     ContainerState,
@@ -40,6 +40,7 @@ from arktos.agent.runtime import (
     NotSupported,
     PodState,
     RuntimeEvent,
+    container_hash,
     discard_events,
 )
 from arktos.agent.runtimes._cri import CONTAINER_STATES, SANDBOX_READY, CRIClient, CRIError
@@ -82,7 +83,7 @@ def _restarts(policy: str, exit_code: int | None) -> bool:
 
 
 def _hash(container: Obj) -> str:
-    return hashlib.blake2b(orjson.dumps(container, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
+    return container_hash(container)  # the spec as the API server has it, when the agent resolved env
 
 
 def expand(value: str, env: dict[str, str]) -> str:
