@@ -53,6 +53,9 @@ from arktos.cli.logs import setup_logging
               help="Seconds between periodic syncs of each pod.")
 @click.option("--relist-interval", default=1.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds between asking the runtimes what they run (notices exited containers).")
+@click.option("--config-ttl", default=3.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a fetched ConfigMap or Secret is trusted; pods' configMap, secret and projected "
+                   "volumes are refreshed as often, so a change reaches their files within about twice this.")
 @click.option("--restart-backoff", default=10.0, show_default=True, type=click.FloatRange(0),
               help="Back-off before a container's second restart; doubles per restart.")
 @click.option("--restart-backoff-max", default=300.0, show_default=True, type=click.FloatRange(0),
@@ -83,7 +86,8 @@ def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenan
                vm_image_dir: str,
                cpu: str | None, memory: str | None, max_pods: int,
                lease_duration: int, lease_renew_interval: float, status_update_interval: float,
-               sync_frequency: float, relist_interval: float, restart_backoff: float, restart_backoff_max: float,
+               sync_frequency: float, relist_interval: float, config_ttl: float, restart_backoff: float,
+               restart_backoff_max: float,
                kube_api_qps: float, kube_api_burst: int, address: str, port: int | None, tls_cert_file: str | None,
                tls_private_key_file: str | None, client_ca_file: str | None, authorized_users: str,
                node_ip: str | None, verbosity: int) -> None:
@@ -132,7 +136,7 @@ def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenan
         relist_interval=relist_interval, backoff_initial=restart_backoff,
         backoff_max=max(restart_backoff, restart_backoff_max), qps=kube_api_qps, burst=kube_api_burst,
         serve_address=serve_address, serve_port=port if port is not None else (10250 if tls else 0), serve_tls=tls,
-        node_ip=node_ip, root_dir=ctx.root_dir)
+        node_ip=node_ip, root_dir=ctx.root_dir, config_ttl=config_ttl)
     run_forever(NodeAgent(options))
 
 
