@@ -171,6 +171,17 @@ class Runtime(Protocol):
         NotSupported for VMs."""
         ...
 
+    async def exec_sync(self, pod: Obj, container: str, command: list[str], timeout: float) -> tuple[int, bytes, bytes]:
+        """Run `command` in the running container and wait for it (CRI's ExecSync, for exec probes):
+        its exit code, stdout and stderr.  TimeoutError when it outlives `timeout` seconds,
+        NoSuchContainer when the container does not run, NotSupported for VMs."""
+        ...
+
+    async def kill_container(self, pod: Obj, container: str, grace_seconds: int, *, container_id: str = "") -> None:
+        """Stop the running instance of `container` (as a failed liveness probe does), giving it
+        `grace_seconds`; only the instance `container_id` ("<runtime>://<id>") when given.  What happens
+        next is the pod's restartPolicy's: the exited container is restarted by a later sync_pod."""
+
     async def attach_url(
         self, pod: Obj, container: str, *, stdin: bool, stdout: bool, stderr: bool, tty: bool
     ) -> str:

@@ -9,13 +9,13 @@ creates carries the labels below, with the node's name, so it finds its pods
 again after an agent restart (adoption) and never touches anyone else's.
 
 Logs are containerd's CRI-format files under `<root>/pods/<tenant>_<ns>_<name>_<uid>/`;
-exec goes through CRI's Exec, whose streaming URL the agent relays.
+exec goes through CRI's Exec, whose streaming URL the agent relays; exec probes through
+ExecSync, and a failed liveness probe stops the one container (arktos.agent.prober).
 
 Init containers run in order, each to completion, before the containers start.
-Not yet here: probes (a running container is ready).  Volumes are emptyDir and
-hostPath: configMap, secret, downwardAPI and projected ones arrive as hostPath
-volumes to what the agent wrote, and env from ConfigMaps and Secrets as plain
-values (arktos.agent.volumes).
+Volumes are emptyDir and hostPath: configMap, secret, downwardAPI and projected
+ones arrive as hostPath volumes to what the agent wrote, and env from ConfigMaps
+and Secrets as plain values (arktos.agent.volumes).
 """
 
 from __future__ import annotations
@@ -711,6 +711,30 @@ class ContainerdRuntime:
                 raise NoSuchContainer(f'container "{container}" is gone') from None
             raise
         return str(reply.url)
+
+    async def exec_sync(self, pod: Obj, container: str, command: list[str], timeout: float) -> tuple[int, bytes, bytes]:
+        x = await self._instance(pod, container, False)
+        if CONTAINER_STATES.get(x.state) != "running":
+            raise NoSuchContainer(f'container "{container}" is not running')
+        seconds = max(1, int(-(-timeout // 1)))  # CRI's timeout is whole seconds
+        try:
+            reply = await self._client().call("ExecSync", container_id=x.id, cmd=command, timeout=seconds,
+                                              deadline=seconds + 10)
+        except CRIError as exc:
+            if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED or "timeout" in exc.details:
+                raise TimeoutError(f"command {command!r} timed out after {seconds}s") from None
+            if exc.code == grpc.StatusCode.NOT_FOUND:
+                raise NoSuchContainer(f'container "{container}" is gone') from None
+            raise
+        return int(reply.exit_code), bytes(reply.stdout), bytes(reply.stderr)
+
+    async def kill_container(self, pod: Obj, container: str, grace_seconds: int, *, container_id: str = "") -> None:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        async with self._lock(uid):
+            x = await self._instance(pod, container, False)
+            if CONTAINER_STATES.get(x.state) != "running" or container_id not in ("", f"containerd://{x.id}"):
+                return
+            await self._stop_container(x.id, grace_seconds)
 
     async def attach_url(self, pod: Obj, container: str, *, stdin: bool, stdout: bool, stderr: bool,
                          tty: bool) -> str:

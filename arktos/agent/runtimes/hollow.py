@@ -5,7 +5,9 @@ here is a few dictionaries: it "starts" the moment the agent asks, gets a fake
 IP from 10.244.x.y (x from the node name, so two hollow nodes rarely share
 addresses), and stays running until it is killed or a test makes one of its
 containers exit (`exit_container`).  VM pods (kind "vm") get a
-virtualMachineStatus that follows `powerSpec`, and VM actions succeed.
+virtualMachineStatus that follows `powerSpec`, and VM actions succeed.  Exec
+probes succeed unless a test makes them fail (`set_exec_result`); network probes
+always succeed (nothing listens at the fake IPs).
 
 With a `state_file` the pods survive a restart of the agent process, which is
 what lets tests show adoption (a real runtime keeps its workloads when the
@@ -87,6 +89,9 @@ class HollowRuntime:
         self._snapshots: dict[str, str] = {}  # snapshot ID -> pod uid
         self._next_ip = 0
         self.restarts = 0  # restarts done, for tests
+        # Exec probes succeed unless a test says otherwise (`set_exec_result`): (uid, container, command or
+        # None for any) -> (exit code, output).  Network probes succeed without I/O: the pod IPs are fake.
+        self.exec_results: dict[tuple[str, str, tuple[str, ...] | None], tuple[int, str]] = {}
         # Reports what a real runtime reports for a pre-pulled image, so hollow nodes write the
         # same events (and the same API load) as real ones.
         self.events: EventSink = discard_events
@@ -294,6 +299,33 @@ class HollowRuntime:
                        stderr: bool, tty: bool) -> str:
         raise NotSupported("exec is not supported for hollow pods: they run no processes")
 
+    network_probes = False  # httpGet, tcpSocket and grpc probes of hollow pods succeed without any I/O
+
+    def _running(self, pod: Obj, container: str) -> ContainerState:
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        state = self._pods.get(uid)
+        cs = next((c for c in state.containers if c.name == container), None) if state else None
+        if cs is None or cs.state != "running":
+            raise NoSuchContainer(f'container "{container}" of pod uid {uid!r} is not running')
+        return cs
+
+    async def exec_sync(self, pod: Obj, container: str, command: list[str], timeout: float) -> tuple[int, bytes, bytes]:
+        if self.kind == "vm":
+            raise NotSupported("exec probes are not supported for VM pods")
+        self._running(pod, container)
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        code, output = self.exec_results.get((uid, container, tuple(command)),
+                                             self.exec_results.get((uid, container, None), (0, "")))
+        return code, output.encode(), b""
+
+    async def kill_container(self, pod: Obj, container: str, grace_seconds: int, *, container_id: str = "") -> None:
+        if self.kind == "vm":
+            raise NotSupported("a VM pod's VM is not killed by a probe; use a reboot action")
+        cs = self._running(pod, container)
+        if container_id and cs.container_id != container_id:
+            return
+        self.exit_container((pod.get("metadata") or {}).get("uid", ""), container, 137)
+
     async def attach_url(self, pod: Obj, container: str, *, stdin: bool, stdout: bool, stderr: bool,
                          tty: bool) -> str:
         raise NotSupported("attach is not supported for hollow pods: they run no processes; use kubectl logs")
@@ -322,6 +354,11 @@ class HollowRuntime:
             self._write_log(self.log_dir / uid / "console.log", text)
 
     # -- for tests -----------------------------------------------------------------------
+
+    def set_exec_result(self, uid: str, container: str, exit_code: int, output: str = "",
+                        command: list[str] | None = None) -> None:
+        """What exec probes of the container (only `command`, when given) answer from now on."""
+        self.exec_results[(uid, container, tuple(command) if command is not None else None)] = (exit_code, output)
 
     def exit_container(self, uid: str, name: str | None = None, exit_code: int = 1) -> bool:
         """Make a container (the first one when `name` is None) exit, as a crash would; False if not found."""

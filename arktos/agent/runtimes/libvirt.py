@@ -720,6 +720,13 @@ class LibvirtRuntime:
                        stderr: bool, tty: bool) -> str:
         raise NotSupported("exec is not supported for VM pods; use the VM's console or SSH")
 
+    async def exec_sync(self, pod: Obj, container: str, command: list[str], timeout: float) -> tuple[int, bytes, bytes]:
+        raise NotSupported("exec probes are not supported for VM pods; probe the VM over the network "
+                           "(httpGet, tcpSocket or grpc)")
+
+    async def kill_container(self, pod: Obj, container: str, grace_seconds: int, *, container_id: str = "") -> None:
+        raise NotSupported("a VM pod's VM is not killed by a probe; use a reboot action")
+
     async def attach_url(self, pod: Obj, container: str, *, stdin: bool, stdout: bool, stderr: bool,
                          tty: bool) -> str:
         raise NotSupported("attach is not supported for VM pods; kubectl logs shows the VM's serial console")
