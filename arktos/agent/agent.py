@@ -45,6 +45,7 @@ from typing import Any, Protocol
 import orjson
 
 from arktos import __version__
+from arktos.agent.prober import PodProber, has_probes
 from arktos.agent.runtime import ContainerState, PodState, Runtime, RuntimeEvent
 from arktos.agent.volumes import Prepared, VolumeManager
 from arktos.api.registry import ResourceInfo
@@ -338,6 +339,8 @@ class _PodWorker:
         self.seen: dict[str, tuple[str, int, str]] = {}
         for c in (agent.observed[self.uid].containers if self.uid in agent.observed else []):
             self.seen[c.name] = (c.container_id, c.restart_count, c.state)
+        # The probes (arktos.agent.prober): none, and no task, for a pod without any.
+        self.prober = PodProber(self) if _kind(pod) == "container" and has_probes(pod) else None
         self.task = asyncio.create_task(self._run(), name=f"pod-{self.key}")
 
     def update(self, pod: Obj) -> None:
@@ -361,6 +364,24 @@ class _PodWorker:
         if container:
             ref["fieldPath"] = "spec.virtualMachine" if _kind(self.pod) == "vm" else f"spec.containers{{{container}}}"
         self.agent.recorder(self.origin).event(ref, type_, reason, message)
+
+    # -- what the prober asks of its worker (arktos.agent.prober.ProbeHost) ----------------
+
+    def probe_address(self) -> str:
+        """Where network probes go: the pod's IP, the node's for a hostNetwork pod."""
+        if (self.pod.get("spec") or {}).get("hostNetwork"):
+            return self.agent.host_ip
+        observed = self.agent.observed.get(self.uid)
+        return (observed.ip if observed else "") or (self.pod.get("status") or {}).get("podIP") or ""
+
+    def probe_changed(self) -> None:
+        self.wake.set()  # the next pass writes the status with the new readiness
+
+    async def kill_container(self, name: str, container_id: str, grace: int, message: str) -> None:
+        """A failed liveness or startup probe: kill the container; restartPolicy and back-off do the rest."""
+        self.event(NORMAL, "Killing", message, name)
+        if self.runtime is not None:
+            await self.runtime.kill_container(self.pod, name, grace, container_id=container_id)
 
     def _what(self) -> str:
         return "virtual machine" if _kind(self.pod) == "vm" else "container"
@@ -404,6 +425,8 @@ class _PodWorker:
         except Exception:
             log.exception("pod %s: worker failed", self.key)
         finally:
+            if self.prober is not None:
+                self.prober.close()
             if self.agent.workers.get(self.uid) is self:
                 del self.agent.workers[self.uid]
 
@@ -579,6 +602,9 @@ class _PodWorker:
                 out.append(_container_status(c, waiting, last))
             return out
         statuses = statuses_of(state.containers, False)
+        if self.prober is not None:  # probes: `ready` needs the readiness probe, `started` the startup probe
+            self.prober.sync(state.containers)
+            self.prober.adjust(statuses)
         initialized = _initialized(state, spec)
         if spec.get("initContainers"):
             inits = statuses_of(state.init_containers, True)
