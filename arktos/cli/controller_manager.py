@@ -46,6 +46,11 @@ from arktos.cli.logs import setup_logging
 @click.option("--pod-eviction-timeout", default=300.0, show_default=True, type=click.FloatRange(0),
               help="Seconds pods that do not tolerate the not-ready/unreachable NoExecute taints stay on such a "
                    "node before they are evicted (Kubernetes' default toleration).")
+@click.option("--terminated-pod-gc-threshold", default=12500, show_default=True, type=click.IntRange(0),
+              help="Finished (Succeeded or Failed) pods kept before the oldest are deleted; 0 keeps them all.")
+@click.option("--pod-gc-orphan-quarantine", default=40.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds after a Node's deletion before its pods are force-deleted (a node re-registering "
+                   "in that time keeps them).")
 @click.option("--job-pod-failure-backoff", default=10.0, show_default=True, type=click.FloatRange(0),
               help="Seconds the job controller waits before replacing a failed pod; doubles with each failure "
                    "of the job, up to 6 minutes (Kubernetes' pod failure back-off).")
@@ -64,6 +69,7 @@ def controller_manager(kubeconfig: str | None, master: str | None, controllers_s
                        service_account_private_key_file: str | None, service_account_issuer: str,
                        root_ca_file: str | None, concurrent_workers: int, tenant_deletion_grace_period: float,
                        node_monitor_grace_period: float, pod_eviction_timeout: float,
+                       terminated_pod_gc_threshold: int, pod_gc_orphan_quarantine: float,
                        job_pod_failure_backoff: float, tenant_servers: str,
                        kube_api_qps: float, kube_api_burst: int, verbosity: int) -> None:
     """Run the controllers (tenants, namespaces, service accounts, tokens, workloads, jobs and cron jobs, garbage
@@ -99,6 +105,8 @@ def controller_manager(kubeconfig: str | None, master: str | None, controllers_s
                 "node_monitor_grace_period": node_monitor_grace_period,
                 "pod_eviction_timeout": pod_eviction_timeout,
                 "job_pod_failure_backoff": job_pod_failure_backoff,
+                "terminated_pod_gc_threshold": terminated_pod_gc_threshold,
+                "pod_gc_orphan_quarantine": pod_gc_orphan_quarantine,
                 "tenant_servers": [p.strip() for p in tenant_servers.split(",") if p.strip()],
             },
         ),

@@ -39,6 +39,7 @@ from arktos.controllers.garbagecollector import GarbageCollector
 from arktos.controllers.job import JobController
 from arktos.controllers.namespace import NamespaceController
 from arktos.controllers.nodelifecycle import NodeLifecycleController
+from arktos.controllers.podgc import PodGCController
 from arktos.controllers.replicaset import ReplicaSetController
 from arktos.controllers.serviceaccount import ServiceAccountController
 from arktos.controllers.tenant import TenantController
@@ -52,7 +53,7 @@ log = logging.getLogger("arktos.controllers.manager")
 CONTROLLERS: dict[str, type[Controller]] = {
     c.name: c for c in (TenantController, NamespaceController, ServiceAccountController, TokenController,
                         ReplicaSetController, DeploymentController, JobController, CronJobController,
-                        GarbageCollector, NodeLifecycleController, EndpointsController)
+                        GarbageCollector, NodeLifecycleController, PodGCController, EndpointsController)
 }
 CRDS = builtin("apiextensions.k8s.io", "customresourcedefinitions")
 SHUTDOWN_GRACE = 10.0  # seconds in-flight syncs get to finish on a clean stop
