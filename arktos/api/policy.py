@@ -265,6 +265,11 @@ def system_policy() -> list[Obj]:
             rule(("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)),
             *_events_rule(),
         ]),
+        # The cluster DNS (arktos dns runs as system:kube-dns): Kubernetes' role, plus pods (a query's source
+        # IP tells the asking pod's tenant) and namespaces, as CoreDNS's own ClusterRole has.
+        cluster_role("system:kube-dns", t, [
+            rule(("list", "watch"), (LEGACY,), ("services", "endpoints", "pods", "namespaces")),
+        ]),
         cluster_role("system:kube-scheduler", t, _scheduler_rules()),
         cluster_role("system:kube-controller-manager", t, _controller_manager_rules()),
         cluster_role("system:monitoring", t, [url_rule(("get",), (
@@ -276,6 +281,7 @@ def system_policy() -> list[Obj]:
         # Bound to no one: the node authorizer decides for nodes (see the module docstring).
         cluster_role_binding("system:node", t, "system:node", []),
         cluster_role_binding("system:node-proxier", t, "system:node-proxier", [user("system:kube-proxy")]),
+        cluster_role_binding("system:kube-dns", t, "system:kube-dns", [user("system:kube-dns")]),
         cluster_role_binding("system:kube-scheduler", t, "system:kube-scheduler", [user("system:kube-scheduler")]),
         cluster_role_binding("system:kube-controller-manager", t, "system:kube-controller-manager",
                              [user("system:kube-controller-manager")]),

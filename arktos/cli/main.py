@@ -7,6 +7,7 @@ import click
 from arktos import __version__
 from arktos.cli.apiserver import apiserver
 from arktos.cli.controller_manager import controller_manager
+from arktos.cli.dns import dns
 from arktos.cli.hollow_nodes import hollow_nodes
 from arktos.cli.node_agent import node_agent
 from arktos.cli.proxy import proxy
@@ -26,7 +27,8 @@ def cli() -> None:
     """
 
 
-for command in (apiserver, controller_manager, workload_controller_manager, scheduler, node_agent, proxy, hollow_nodes,
+for command in (apiserver, controller_manager, workload_controller_manager, scheduler, node_agent, proxy, dns,
+                hollow_nodes,
                 up, down, status, tenant, kubeconfig):
     cli.add_command(command)
 

@@ -65,6 +65,7 @@ SYSTEM_NODES = "system:nodes"
 KUBE_SCHEDULER = "system:kube-scheduler"
 KUBE_CONTROLLER_MANAGER = "system:kube-controller-manager"
 KUBE_PROXY = "system:kube-proxy"
+KUBE_DNS = "system:kube-dns"
 FRONT_PROXY_CLIENT = "front-proxy-client"
 APISERVER_KUBELET_CLIENT = "kube-apiserver-kubelet-client"
 

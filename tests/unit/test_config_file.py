@@ -79,7 +79,7 @@ def test_every_component_takes_a_config_file(tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text("no-such-flag: 1\n")
     for command in ("apiserver", "controller-manager", "scheduler", "node-agent", "workload-controller-manager",
-                    "hollow-nodes", "proxy"):
+                    "hollow-nodes", "proxy", "dns"):
         result = CliRunner().invoke(cli, [command, "--config", str(path)])
         assert result.exit_code == 1, (command, result.output)
         assert "unknown key 'no-such-flag'" in result.output, (command, result.output)
@@ -97,3 +97,22 @@ def test_the_proxy_template_is_a_valid_proxy_config(tmp_path: Path):
                                   healthz_bind_address="127.0.0.1:1", cluster_cidr="10.88.0.0/16"))
     result = CliRunner().invoke(cli, ["proxy", "--config", str(path), "--cleanup"])
     assert result.exit_code == 0 and "removed 0 chains named ZQ9-*" in result.output, result.output
+
+
+def test_the_dns_template_is_a_valid_dns_config(tmp_path: Path):
+    """What `arktos up` and the role render for `arktos dns` is read back as the values it was given."""
+    import click
+
+    from arktos.cli._config import load_config
+    from arktos.cli.dns import dns
+    from arktos.cluster import render
+
+    (tmp_path / "k.yaml").write_text("apiVersion: v1\nkind: Config\n")
+    path = tmp_path / "dns.yaml"
+    path.write_text(render.render("dns.yaml.j2", kubeconfig=str(tmp_path / "k.yaml"), port=10053,
+                                  bind_addresses=["127.0.0.1", "10.88.0.1"], health_bind_address="127.0.0.1:18080",
+                                  cluster_domain="example.local"))
+    values = load_config(click.Context(dns), str(path))
+    assert values["bind_addresses"] == ["127.0.0.1", "10.88.0.1"] and values["port"] == 10053
+    assert values["cluster_domain"] == "example.local" and values["health_bind_address"] == "127.0.0.1:18080"
+    assert values["service_cluster_ip_range"] == "10.0.0.0/24"
