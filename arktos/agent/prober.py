@@ -321,7 +321,8 @@ async def _grpc(address: str, container: Obj, action: Obj, timeout: float) -> Ou
     if not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"invalid port number: {port}")
     target = _host_port(address, port)
-    async with grpc.aio.insecure_channel(target) as channel:
+    # Straight to the pod, as kubelet dials it: never through a proxy from the agent's environment.
+    async with grpc.aio.insecure_channel(target, options=[("grpc.enable_http_proxy", 0)]) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), timeout)
         except TimeoutError:
