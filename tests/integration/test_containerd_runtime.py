@@ -211,3 +211,26 @@ async def test_init_containers_run_in_order_before_the_containers(runtime):
     await eventually(failed, what="the init container failed")
     again = await runtime.sync_pod(bad)
     assert again.containers == [] and again.init_containers[0].restart_count == 0
+
+
+async def test_exec_sync_and_kill_container_for_probes(runtime):
+    p = pod("probed", box("main", 'trap "exit 143" TERM; while true; do sleep 1; done'))
+    uid = p["metadata"]["uid"]
+    await runtime.sync_pod(p)
+    state = await eventually(lambda: state_of(runtime, uid), 20, "the pod listed")
+    assert await runtime.exec_sync(p, "main", ["sh", "-c", "echo out; echo err >&2; exit 3"], 2) == \
+        (3, b"out\n", b"err\n")
+    with pytest.raises(TimeoutError):
+        await runtime.exec_sync(p, "main", ["sleep", "5"], 1)
+    with pytest.raises(NoSuchContainer):
+        await runtime.exec_sync(p, "nope", ["true"], 1)
+    running = state.containers[0].container_id
+    await runtime.kill_container(p, "main", 2, container_id="containerd://another")  # not this instance: kept
+    assert (await state_of(runtime, uid)).containers[0].state == "running"
+    await runtime.kill_container(p, "main", 2, container_id=running)
+    c = (await state_of(runtime, uid)).containers[0]
+    assert (c.state, c.exit_code, c.container_id) == ("terminated", 143, running)
+    with pytest.raises(NoSuchContainer):
+        await runtime.exec_sync(p, "main", ["true"], 1)
+    c = (await runtime.sync_pod(p)).containers[0]  # restartPolicy Always: a new instance
+    assert (c.state, c.restart_count) == ("running", 1) and c.container_id != running
