@@ -115,6 +115,9 @@ class RuntimeContext:
     libvirt_domain_type: str = "auto"  # kvm | qemu | auto
     vm_image_dir: str = "/var/lib/arktos/images"
     container_runtime_endpoint: str = "/run/containerd/containerd.sock"
+    cluster_dns: tuple[str, ...] = ()  # the pods' DNS server (kubelet's --cluster-dns)
+    cluster_domain: str = "cluster.local"
+    resolv_conf: str = "/etc/resolv.conf"  # the host's resolver, for dnsPolicy Default
 
 
 def _hollow(kind: str) -> Callable[[RuntimeContext], Runtime]:
@@ -141,6 +144,7 @@ def _containerd(ctx: RuntimeContext) -> Runtime:
     rt = ContainerdRuntime(ctx.container_runtime_endpoint, node_name=ctx.node_name,
                            root_dir=os.path.join(ctx.root_dir or "/var/lib/arktos/node-agent", "containerd"))
     rt.host_ip = _host_ip()
+    rt.cluster_dns, rt.cluster_domain, rt.resolv_conf = list(ctx.cluster_dns), ctx.cluster_domain, ctx.resolv_conf
     return rt
 
 

@@ -51,3 +51,14 @@ def identity_from_names(
         return cn, tuple(organizational_units), tenant
     tenant = cn.split(":", 1)[0] if ":" in cn else ""
     return cn, tuple(organizations), tenant
+
+
+def dns_search_domains(namespace: str, tenant: str, cluster_domain: str = "cluster.local") -> list[str]:
+    """The DNS search path of a pod in `namespace` of `tenant` (dnsPolicy ClusterFirst).
+
+    Each tenant's Services are `<svc>.<ns>.svc.<tenant>.<cluster domain>` (see arktos.dns), so a pod's short
+    names (`svc`, `svc.ns`) name its own tenant's; the node agent writes this path, the DNS server reads it.
+    """
+    zone = cluster_domain.strip(".")
+    tenant = tenant or SYSTEM_TENANT
+    return [f"{namespace}.svc.{tenant}.{zone}", f"svc.{tenant}.{zone}", f"{tenant}.{zone}"]

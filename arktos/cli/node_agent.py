@@ -79,6 +79,15 @@ from arktos.cli.logs import setup_logging
 @click.option("--node-ip", default=None,
               help="The Node's InternalIP, where the API server reaches the endpoint (default: the address of the "
                    "default route; 127.0.0.1 in the development mode).")
+@click.option("--cluster-dns", default="", metavar="IPS",
+              help="Comma-separated DNS server IPs of the cluster (the kube-dns Service's ClusterIP): pods with "
+                   "dnsPolicy ClusterFirst resolve through them, with their tenant's search path.  Empty: pods use "
+                   "the host's resolver.")
+@click.option("--cluster-domain", default="cluster.local", show_default=True, metavar="DOMAIN",
+              help="The cluster's DNS domain: a pod's search path is <ns>.svc.<tenant>.DOMAIN, svc.<tenant>.DOMAIN, "
+                   "<tenant>.DOMAIN.")
+@click.option("--resolv-conf", default="/etc/resolv.conf", show_default=True, metavar="FILE",
+              help="The host's resolver configuration, for pods with dnsPolicy Default.")
 @click.option("-v", "--v", "verbosity", default=2, show_default=True, type=int, is_flag=False, flag_value=4,
               help="Log verbosity (0: warnings and up, 2: progress, 4: debug); a bare -v means 4.")
 def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenant_servers: str, runtimes: str,
@@ -90,7 +99,8 @@ def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenan
                restart_backoff_max: float,
                kube_api_qps: float, kube_api_burst: int, address: str, port: int | None, tls_cert_file: str | None,
                tls_private_key_file: str | None, client_ca_file: str | None, authorized_users: str,
-               node_ip: str | None, verbosity: int) -> None:
+               node_ip: str | None, cluster_dns: str, cluster_domain: str, resolv_conf: str,
+               verbosity: int) -> None:
     """Run the pods bound to this node, containers and VMs side by side, each through the runtime of its kind.
 
     Registers the Node (with arktos.io/runtime-container / arktos.io/runtime-vm labels for the runtimes it
@@ -112,7 +122,9 @@ def node_agent(kubeconfig: str | None, master: str | None, node_name: str, tenan
     ctx = RuntimeContext(node_name=node_name,
                          root_dir=root_dir or os.path.join("/var/lib/arktos/node-agent", node_name),
                          libvirt_uri=libvirt_uri, libvirt_domain_type=libvirt_domain_type,
-                         vm_image_dir=vm_image_dir, container_runtime_endpoint=container_runtime_endpoint)
+                         vm_image_dir=vm_image_dir, container_runtime_endpoint=container_runtime_endpoint,
+                         cluster_dns=_ips(cluster_dns), cluster_domain=cluster_domain.strip(".") or "cluster.local",
+                         resolv_conf=resolv_conf)
     names = [n.strip() for n in runtimes.split(",") if n.strip()]
     if not names:
         raise click.BadParameter("name at least one runtime", param_hint="--runtimes")
@@ -164,3 +176,16 @@ def _endpoint(server: str, address: str, cert: str | None, key: str | None, clie
         "no --tls-cert-file/--tls-private-key-file/--client-ca-file: not serving logs and exec, so `kubectl logs` "
         "and `kubectl exec` cannot reach this node's pods")
     return None, None
+
+
+def _ips(value: str) -> tuple[str, ...]:
+    import ipaddress
+
+    out = []
+    for part in value.split(","):
+        if part.strip():
+            try:
+                out.append(str(ipaddress.ip_address(part.strip())))
+            except ValueError:
+                raise click.BadParameter(f"{part.strip()!r} is not an IP address", param_hint="--cluster-dns") from None
+    return tuple(out)

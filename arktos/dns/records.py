@@ -36,12 +36,13 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from arktos.api.tenancy import SYSTEM_TENANT, dns_search_domains
+
 __all__ = ["FORWARD", "Asker", "DnsConfig", "DnsState", "answer", "pod_search_domains"]
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str]  # tenant, namespace, name
 
-SYSTEM_TENANT = "system"
 FORWARD = object()  # answer() result: not ours, ask the upstream resolvers
 _A, _AAAA, _SRV, _PTR = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.SRV, dns.rdatatype.PTR
 _CNAME, _SOA, _NS, _ANY = dns.rdatatype.CNAME, dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdatatype.ANY
@@ -86,10 +87,7 @@ class DnsConfig:
         return any(addr.version == n.version and addr in n for n in self._nets)  # type: ignore[attr-defined]
 
 
-def pod_search_domains(namespace: str, tenant: str, zone: str = "cluster.local") -> list[str]:
-    """The search path of a pod in `namespace` of `tenant` (ClusterFirst): its tenant's names come first."""
-    zone = zone.strip(".")
-    return [f"{namespace}.svc.{tenant}.{zone}", f"svc.{tenant}.{zone}", f"{tenant}.{zone}"]
+pod_search_domains = dns_search_domains  # the node agent writes it, this server reads it
 
 
 def _key(obj: Obj) -> Key:

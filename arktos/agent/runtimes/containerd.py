@@ -32,6 +32,7 @@ from typing import Any
 
 import grpc
 
+from arktos.agent.dns import pod_dns_config, read_resolv_conf
 from arktos.agent.runtime import (
     ContainerState,
     EventSink,
@@ -125,6 +126,10 @@ class ContainerdRuntime:
         self._status_cache: dict[str, Any] = {}  # container id -> CRI ContainerStatus (exited ones never change)
         self._sandbox_ip: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Pods' resolvers (kubelet's --cluster-dns, --cluster-domain, --resolv-conf): see arktos.agent.dns.
+        self.cluster_dns: list[str] = []
+        self.cluster_domain = "cluster.local"
+        self.resolv_conf = "/etc/resolv.conf"
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -310,6 +315,9 @@ class ContainerdRuntime:
                 "pid": "NODE" if spec.get("hostPID") else ("POD" if spec.get("shareProcessNamespace") else "CONTAINER"),
                 "ipc": "NODE" if spec.get("hostIPC") else "POD"}}},
         }
+        dns_config = pod_dns_config(pod, self.cluster_dns, self.cluster_domain, read_resolv_conf(self.resolv_conf))
+        if dns_config is not None:  # None: containerd copies the host's resolv.conf
+            config["dns_config"] = dns_config
         return config
 
     def _pod_labels(self, pod: Obj) -> dict[str, str]:
