@@ -175,6 +175,7 @@ def secure(etcd: EtcdProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "--tls-cert-file", str(pki.apiserver.cert), "--tls-private-key-file", str(pki.apiserver.key),
         "--client-ca-file", str(pki.ca.cert), "--requestheader-client-ca-file", str(pki.front_proxy_ca.cert),
         "--token-auth-file", str(token_file), "--service-account-key-file", str(pki.sa_pub),
+        "--service-account-signing-key-file", str(pki.sa_key),  # TokenRequest
         # pods/log and pods/exec reach node agents as kube-apiserver reaches kubelets
         "--kubelet-client-certificate", str(pki.apiserver_kubelet_client.cert),
         "--kubelet-client-key", str(pki.apiserver_kubelet_client.key),

@@ -30,6 +30,7 @@ _SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None, tuple[str, ..
     "portforward": ("", "v1", "PodPortForwardOptions", ("create", "get")),
     "finalize": (None, None, None, ("update",)),
     "eviction": ("policy", "v1", "Eviction", ("create",)),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest", ("create",)),
 }
 
 

@@ -41,6 +41,7 @@ LIST_META = f"{META}.ListMeta"
 SCALE = "io.k8s.api.autoscaling.v1.Scale"
 BINDING = "io.k8s.api.core.v1.Binding"
 CUSTOM_ACTION = "io.arktos.api.core.v1.CustomAction"
+TOKEN_REQUEST = "io.k8s.api.authentication.v1.TokenRequest"
 
 PATCH_TYPES = (
     "application/json-patch+json",
@@ -271,6 +272,7 @@ _SUBRESOURCE_KINDS: dict[str, tuple[str, str, str]] = {
     "scale": ("autoscaling", "v1", "Scale"),
     "binding": ("", "v1", "Binding"),
     "action": ("", "v1", "CustomAction"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
     "exec": ("", "v1", "PodExecOptions"),
     "attach": ("", "v1", "PodAttachOptions"),
     "portforward": ("", "v1", "PodPortForwardOptions"),
@@ -383,7 +385,7 @@ def _subresource_ops(ctx: _Ctx, sub: str, infix: str, opid: Any, verbs: set[str]
     title = sub[:1].upper() + sub[1:]
     what = f"{sub} of the specified {ctx.info.kind}"
     out: Schema = {}
-    if sub not in ("binding", "action", "log", "exec", "attach", "portforward", "finalize"):
+    if sub not in ("binding", "action", "token", "log", "exec", "attach", "portforward", "finalize"):
         # status, scale and any other subresource that reads and writes (part of) the object.
         target, gvk = kind, None
         if sub == "scale":
@@ -407,6 +409,10 @@ def _subresource_ops(ctx: _Ctx, sub: str, infix: str, opid: Any, verbs: set[str]
                           f"ask for an action (reboot, snapshot, restore) on the {ctx.info.kind}'s VM",
                           _responses(STATUS, ("200", "201", "202")), P_WRITE, _body(CUSTOM_ACTION),
                           gvk=_gvk(*_SUBRESOURCE_KINDS["action"]))
+    elif sub == "token":
+        out["post"] = _op(ctx, opid("create", infix, title), "post", f"create token of a {ctx.info.kind}",
+                          _responses(TOKEN_REQUEST, ("200", "201", "202")), P_WRITE, _body(TOKEN_REQUEST),
+                          gvk=_gvk(*_SUBRESOURCE_KINDS["token"]))
     elif sub == "log":
         out["get"] = _op(ctx, opid("read", infix, title), "get", f"read the log of the specified {ctx.info.kind}",
                          _responses(None, ("200",), "text/plain", "application/json"), P_LOG)

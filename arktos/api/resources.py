@@ -31,7 +31,7 @@ BUILTIN: list[ResourceInfo] = [
     _core("Event", "events", N, short_names=("ev",)),
     _core("ConfigMap", "configmaps", N, short_names=("cm",)),
     _core("Secret", "secrets", N),
-    _core("ServiceAccount", "serviceaccounts", N, short_names=("sa",)),
+    _core("ServiceAccount", "serviceaccounts", N, short_names=("sa",), subresources=("token",)),
     _core("Service", "services", N, short_names=("svc",), categories=("all",), subresources=("status",)),
     _core("Endpoints", "endpoints", N, short_names=("ep",)),
     _core("PersistentVolume", "persistentvolumes", T, short_names=("pv",), subresources=("status",)),

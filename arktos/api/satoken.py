@@ -28,6 +28,9 @@ CLAIM_SA_NAME = "kubernetes.io/serviceaccount/service-account.name"
 CLAIM_SA_UID = "kubernetes.io/serviceaccount/service-account.uid"
 CLAIM_SECRET_NAME = "kubernetes.io/serviceaccount/secret.name"
 CLAIM_TENANT = "kubernetes.io/serviceaccount/tenant"
+# Bound tokens (TokenRequest) also carry Kubernetes' private claim: {"kubernetes.io": {"namespace",
+# "serviceaccount": {"name", "uid"}, "pod": {"name", "uid"}}}, plus `aud`, `exp` and `nbf`.
+CLAIM_KUBERNETES = "kubernetes.io"
 SA_USER_PREFIX = "system:serviceaccount:"
 
 
@@ -98,11 +101,18 @@ def issue_service_account_token(
     sa_uid: str,
     secret_name: str | None = None,
     expires_in: float | None = None,
+    audiences: list[str] | None = None,
+    pod: tuple[str, str] | None = None,
+    now: int | None = None,
 ) -> str:
     """A signed service-account JWT (RS256 for an RSA key, ES256 for a P-256 key).
 
     With `secret_name` the token is tied to that Secret (deleting it revokes
-    the token); with `expires_in` (seconds) it carries `exp`.
+    the token); with `expires_in` (seconds) it carries `exp`.  A bound token
+    (TokenRequest) has `audiences` (the `aud` claim, and `nbf`) and, with
+    `pod` = (name, uid), lives only as long as that pod; it carries the
+    `kubernetes.io` claim as Kubernetes' bound tokens do, besides the flat
+    legacy claims and the tenant.
     """
     pem = private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
     key = serialization.load_pem_private_key(pem, password=None)
@@ -112,7 +122,7 @@ def issue_service_account_token(
         alg = "ES256"
     else:
         raise ValueError("service-account signing key must be RSA or EC P-256")
-    now = int(time.time())
+    now = int(time.time()) if now is None else now
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": f"{SA_USER_PREFIX}{namespace}:{sa_name}",
@@ -126,6 +136,13 @@ def issue_service_account_token(
         claims[CLAIM_SECRET_NAME] = secret_name
     if expires_in is not None:
         claims["exp"] = now + int(expires_in)
+    if audiences is not None:
+        claims["aud"] = list(audiences)
+        claims["nbf"] = now
+        private: dict[str, Any] = {"namespace": namespace, "serviceaccount": {"name": sa_name, "uid": sa_uid}}
+        if pod is not None:
+            private["pod"] = {"name": pod[0], "uid": pod[1]}
+        claims[CLAIM_KUBERNETES] = private
     header = {"alg": alg, "kid": key_id(key.public_key())}
     signing_input = f"{_b64url_encode(orjson.dumps(header))}.{_b64url_encode(orjson.dumps(claims))}".encode()
     if isinstance(key, rsa.RSAPrivateKey):

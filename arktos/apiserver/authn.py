@@ -50,6 +50,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from arktos.api.errors import APIError
 from arktos.api.satoken import (
+    CLAIM_KUBERNETES,
     CLAIM_NAMESPACE,
     CLAIM_SA_NAME,
     CLAIM_SA_UID,
@@ -512,8 +513,11 @@ class ServiceAccountAuthenticator:
         lookup: Lookup | None,
         leeway: float = 60.0,
         cache_size: int = IDENTITY_CACHE_SIZE,
+        api_audiences: Sequence[str] = (),
     ) -> None:
         self.issuers = frozenset([issuer] if isinstance(issuer, str) else issuer)
+        # What a bound token's `aud` must name one of (kube-apiserver's --api-audiences: the issuer).
+        self.api_audiences = tuple(api_audiences) or tuple(sorted(self.issuers))
         self.lookup = lookup
         self.leeway = leeway
         self.keys: list[tuple[str, PublicKey]] = []
@@ -563,10 +567,15 @@ class ServiceAccountAuthenticator:
         self._cache.put(digest, claims)
         return claims
 
-    async def authenticate_token(self, token: str) -> UserInfo:
+    async def authenticate_token(self, token: str, audiences: Sequence[str] | None = None) -> UserInfo:
         claims = self._claims(token)
         if claims.get("iss") not in self.issuers:
             raise InvalidCredentials(f"JWT issuer {claims.get('iss')!r} is not trusted")
+        aud = claims.get("aud")
+        if aud is not None:  # a bound token (TokenRequest) is good only for the audiences it names
+            names = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+            if not set(names) & set(audiences or self.api_audiences):
+                raise InvalidCredentials("token audiences are invalid for the target audiences")
         now = time.time()
         exp, nbf = claims.get("exp"), claims.get("nbf")
         if exp is not None and (not isinstance(exp, int | float) or now - self.leeway > exp):
@@ -586,10 +595,28 @@ class ServiceAccountAuthenticator:
         user_name = f"{SA_USER_PREFIX}{namespace}:{name}"
         if claims.get("sub") != user_name:
             raise InvalidCredentials("service-account token subject does not match its claims")
+        pod = (claims.get(CLAIM_KUBERNETES) or {}).get("pod") if isinstance(claims.get(CLAIM_KUBERNETES),
+                                                                             dict) else None
+        if pod is not None and not (isinstance(pod, dict) and pod.get("name") and pod.get("uid")):
+            raise InvalidCredentials("service-account token has a malformed pod binding")
         if self.lookup is not None:
             await self._check_live(token, tenant, namespace, name, uid, secret)
+            if pod is not None:
+                await self._check_pod(tenant, namespace, pod["name"], pod["uid"])
         groups = (SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{namespace}", AUTHENTICATED)
-        return UserInfo(user_name, tenant, groups, uid)
+        extra = {"authentication.kubernetes.io/pod-name": [pod["name"]],
+                 "authentication.kubernetes.io/pod-uid": [pod["uid"]]} if pod is not None else {}
+        return UserInfo(user_name, tenant, groups, uid, extra)
+
+    async def _check_pod(self, tenant: str, namespace: str, name: str, uid: str) -> None:
+        """A token bound to a pod dies with the pod (or with a new pod of the same name)."""
+        assert self.lookup is not None
+        try:
+            pod = await self.lookup(tenant, namespace, "Pod", name)
+        except Exception as exc:
+            raise InvalidCredentials(f"cannot look up pod {tenant}/{namespace}/{name}: {exc}") from None
+        if pod is None or (pod.get("metadata") or {}).get("uid") != uid:
+            raise InvalidCredentials(f"pod {tenant}/{namespace}/{name} ({uid}) the token is bound to no longer exists")
 
     async def _check_live(self, token: str, tenant: str, namespace: str, name: str, uid: str,
                           secret: str | None) -> None:
@@ -628,7 +655,7 @@ def watch_cache_lookup(caches: CacheManager) -> Lookup:
     None, so a token minted right after its ServiceAccount was created is not
     turned away by a cache a few milliseconds behind.
     """
-    resources = {"ServiceAccount": "serviceaccounts", "Secret": "secrets"}
+    resources = {"ServiceAccount": "serviceaccounts", "Secret": "secrets", "Pod": "pods"}
 
     async def lookup(tenant: str, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
         resource = resources[kind]

@@ -300,6 +300,7 @@ class ResourceHandler:
         self.stores = stores
         self.pod_streams: Any = None  # arktos.apiserver.podstreams.PodStreams: pods/log and pods/exec
         self.reviews: Any = None  # arktos.apiserver.reviews.Reviews: access, rules, token and self reviews
+        self.tokens: Any = None  # arktos.apiserver.tokenrequest.TokenIssuer: serviceaccounts/token, with a signing key
 
     async def handle(self, request: web.Request, ri: RequestInfo, info: ResourceInfo, ctx: Ctx) -> web.StreamResponse:
         store = self.stores(info)
@@ -321,6 +322,8 @@ class ResourceHandler:
             return await self.binding(request, store, ctx, ri)
         if sub == "action":
             return await self.action(request, store, ctx, ri)
+        if sub == "token":
+            return await self.token_request(request, store, ctx, ri)
         if sub == "scale":
             return await self.scale(request, store, ctx, ri)
         if sub == "finalize":
@@ -754,6 +757,18 @@ class ResourceHandler:
 
         await store.update(ctx, ri.name, mutate, subresource="binding")
         return json_response(status_success(code=201), 201)
+
+    async def token_request(self, request: web.Request, store: GenericStore, ctx: Ctx,
+                            ri: RequestInfo) -> web.StreamResponse:
+        """POST serviceaccounts/{name}/token: a bound service-account token (arktos.apiserver.tokenrequest)."""
+        if ri.verb != "create":
+            raise errors.method_not_allowed("token only supports POST")
+        if self.tokens is None:
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource "
+                                                   "(serviceaccounts/token): no --service-account-signing-key-file")
+        body = decode_object(await read_body(request), request.headers.get("Content-Type", ""))
+        answer = await self.tokens.create(body, ctx, ri.name, store, self.stores(self._info(store, "pods")))
+        return json_response(answer, 201)
 
     async def action(self, request: web.Request, store: GenericStore, ctx: Ctx,
                      ri: RequestInfo) -> web.StreamResponse:

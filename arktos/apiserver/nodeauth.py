@@ -250,6 +250,14 @@ class NodeAuthorizer:
             return self._pod(node, attrs)
         if resource == "actions":
             return self._action(node, attrs)
+        if resource == SERVICEACCOUNTS and attrs.subresource == "token":
+            # Tokens for the accounts its pods run as (kubelet's projected token volumes); the API
+            # server checks that the token is bound to one of this node's pods (arktos.apiserver.tokenrequest).
+            if verb != "create" or not attrs.name:
+                return False, NO_OPINION
+            if (node, resource, attrs.tenant, attrs.namespace, attrs.name) in self.graph.refs:
+                return True, ""
+            return False, f'no relationship found between node "{node}" and this object'
         if resource in REFERENCED_KINDS:
             if verb != "get" or attrs.subresource or not attrs.name:
                 return False, NO_OPINION

@@ -264,7 +264,9 @@ class Reviews:
             return failed | {"error": "token audiences are invalid for the target audiences"}
         for authenticator in self._token_authenticators():
             try:
-                found = authenticator.authenticate_token(token)
+                # Bound service-account tokens name their audiences: the review's, or the API server's.
+                found = (authenticator.authenticate_token(token, audiences) if hasattr(authenticator, "api_audiences")
+                         else authenticator.authenticate_token(token))
                 if inspect.isawaitable(found):
                     found = await found
             except errors.APIError as exc:

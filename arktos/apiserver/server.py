@@ -111,6 +111,8 @@ class ServerConfig:
     token_auth_file: str | None = None
     service_account_key_files: list[str] = field(default_factory=list)
     service_account_issuer: str = "https://kubernetes.default.svc"
+    # Signs bound tokens (serviceaccounts/{name}/token); without it that subresource answers 404.
+    service_account_signing_key_file: str | None = None
     anonymous_auth: bool = False
     authorization_modes: list[str] = field(default_factory=lambda: ["Node", "RBAC"])
     service_cluster_ip_range: str = "10.0.0.0/24"
@@ -147,6 +149,11 @@ class APIServer:
         self.handler.pod_streams = self.pod_streams
         self.handler.reviews = Reviews(self.registry, self.authorizer, self.authenticator,
                                        [config.service_account_issuer])
+        if config.service_account_signing_key_file:
+            from arktos.apiserver.tokenrequest import TokenIssuer
+
+            self.handler.tokens = TokenIssuer(config.service_account_signing_key_file, config.service_account_issuer,
+                                              [config.service_account_issuer])
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task] = []
         self.ready = False

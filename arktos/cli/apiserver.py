@@ -38,6 +38,9 @@ from arktos.cli.logs import setup_logging
               help="Key(s) that verify service-account tokens (repeatable).")
 @click.option("--service-account-issuer", default="https://kubernetes.default.svc", show_default=True,
               help="The iss claim service-account tokens must carry.")
+@click.option("--service-account-signing-key-file", type=click.Path(exists=True, dir_okay=False),
+              help="Private key that signs bound tokens (TokenRequest: serviceaccounts/{name}/token, what node "
+                   "agents ask for projected token volumes); without it that subresource is not served.")
 @click.option("--anonymous-auth/--no-anonymous-auth", default=False, show_default=True,
               help="Serve requests without credentials as system:anonymous (still subject to RBAC).")
 @click.option("--authorization-mode", default="Node,RBAC", show_default=True,
@@ -68,7 +71,8 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
               bind_address: str, secure_port: int, tls_cert_file: str | None, tls_private_key_file: str | None,
               client_ca_file: str | None, requestheader_client_ca_file: str | None,
               requestheader_allowed_names: str, token_auth_file: str | None,
-              service_account_key_files: tuple[str, ...], service_account_issuer: str, anonymous_auth: bool,
+              service_account_key_files: tuple[str, ...], service_account_issuer: str,
+              service_account_signing_key_file: str | None, anonymous_auth: bool,
               authorization_mode: str, insecure_port: int, insecure_bind_address: str,
               etcd_compaction_interval: float, service_cluster_ip_range: str, service_node_port_range: str,
               kubelet_client_certificate: str | None, kubelet_client_key: str | None,
@@ -105,6 +109,7 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
         requestheader_allowed_names=[n for n in requestheader_allowed_names.split(",") if n],
         token_auth_file=token_auth_file, service_account_key_files=list(service_account_key_files),
         service_account_issuer=service_account_issuer, anonymous_auth=anonymous_auth,
+        service_account_signing_key_file=service_account_signing_key_file,
         authorization_modes=[m.strip() for m in authorization_mode.split(",") if m.strip()],
         compaction_interval=etcd_compaction_interval,
         service_cluster_ip_range=service_cluster_ip_range, service_node_port_range=(low, high),

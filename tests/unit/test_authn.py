@@ -708,3 +708,31 @@ async def test_union_token_file_then_service_accounts(tmp_path: Path, rsa_key) -
     user = await union.authenticate(bearer(token))
     assert (user.name, user.tenant) == ("system:serviceaccount:ns1:app", "acme")
     assert user.groups.count("system:authenticated") == 1
+
+
+async def test_bound_token_audiences_and_pod(sa_setup, rsa_key) -> None:
+    """TokenRequest's tokens: good only for their audiences and only while their pod (same uid) exists."""
+    auth, objs, _ = sa_setup
+    pem = pem_private(rsa_key)
+    objs.objs[("acme", "default", "Pod", "web-1")] = {"metadata": {"name": "web-1", "uid": "pod-uid-1"}}
+    token = issue_service_account_token(pem, ISSUER, "acme", "default", "builder", "sa-uid-1", expires_in=3600,
+                                        audiences=[ISSUER], pod=("web-1", "pod-uid-1"))
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["kubernetes.io"] == {"namespace": "default", "serviceaccount": {"name": "builder", "uid": "sa-uid-1"},
+                                       "pod": {"name": "web-1", "uid": "pod-uid-1"}}
+    assert claims["aud"] == [ISSUER] and claims["nbf"] == claims["iat"] and claims["exp"] == claims["iat"] + 3600
+    user = await auth.authenticate(bearer(token))
+    assert user.name == "system:serviceaccount:default:builder" and user.tenant == "acme"
+    assert user.extra == {"authentication.kubernetes.io/pod-name": ["web-1"],
+                          "authentication.kubernetes.io/pod-uid": ["pod-uid-1"]}
+    vault = issue_service_account_token(pem, ISSUER, "acme", "default", "builder", "sa-uid-1", expires_in=3600,
+                                        audiences=["vault"], pod=("web-1", "pod-uid-1"))
+    with pytest.raises(InvalidCredentials, match="audiences"):
+        await auth.authenticate(bearer(vault))
+    assert (await auth.authenticate_token(vault, ["vault"])).tenant == "acme"
+    objs.objs[("acme", "default", "Pod", "web-1")] = {"metadata": {"name": "web-1", "uid": "pod-uid-2"}}
+    with pytest.raises(InvalidCredentials, match="bound to no longer exists"):
+        await auth.authenticate(bearer(token))
+    del objs.objs[("acme", "default", "Pod", "web-1")]
+    with pytest.raises(InvalidCredentials, match="bound to no longer exists"):
+        await auth.authenticate(bearer(token))

@@ -200,3 +200,18 @@ def test_vm_pod_and_volume_plugin_references() -> None:
     })
     assert refs == {("secrets", "vm-s"), ("secrets", "ceph"), ("secrets", "csi-s"),
                     ("persistentvolumeclaims", "p-e")}
+
+
+def test_tokens_for_the_accounts_of_the_nodes_pods(cluster: Cluster, authz: NodeAuthorizer) -> None:
+    """kubelet's projected token volumes: create serviceaccounts/token for the accounts its pods run as."""
+    cluster.put(pod("app", "n1", serviceAccountName="runner"))
+    web = {"namespace": "web", "sub": "token"}
+    assert ok(authz, at(N1, "create", "serviceaccounts", name="runner", **web))
+    assert not ok(authz, at(N2, "create", "serviceaccounts", name="runner", **web))
+    assert not ok(authz, at(N1, "create", "serviceaccounts", name="other", **web))
+    assert not ok(authz, at(N1, "create", "serviceaccounts", name="runner", tenant="beta", namespace="web",
+                            sub="token"))
+    assert not ok(authz, at(N1, "get", "serviceaccounts", name="runner", **web))
+    assert not ok(authz, at(N1, "create", "serviceaccounts", name="runner", namespace="web"))
+    cluster.delete(pod("app", "n1"))
+    assert not ok(authz, at(N1, "create", "serviceaccounts", name="runner", **web))

@@ -139,3 +139,22 @@ n.model("UserInfo", "A user as an authenticator sees it.", """
     groups   []string @atomic  Its groups.
     extra    {}[]string  Further attributes.
 """)
+n.kind("TokenRequest", "Asks for a bound service-account token (POST serviceaccounts/{name}/token).", """
+    spec   TokenRequestSpec @req  What the token is for.
+    status TokenRequestStatus  Filled in by the server: the token and when it expires.
+""", group=AUTHN, version="v1", listed=False)
+n.model("TokenRequestSpec", "What a requested token is for.", """
+    audiences         []string @req @atomic  Who may accept the token; empty: the API server.
+    expirationSeconds int64  Lifetime in seconds (600 at least; default 3600).
+    boundObjectRef    BoundObjectReference  The Pod the token dies with.
+""")
+n.model("BoundObjectReference", "The object a token is bound to.", """
+    kind       string  Pod.
+    apiVersion string  v1.
+    name       string  Its name.
+    uid        string  Its uid; must match.
+""")
+n.model("TokenRequestStatus", "The issued token.", """
+    token               string @req  The bearer token.
+    expirationTimestamp Time @req  When it expires.
+""")
