@@ -41,6 +41,7 @@ from arktos.controllers.namespace import NamespaceController
 from arktos.controllers.nodelifecycle import NodeLifecycleController
 from arktos.controllers.podgc import PodGCController
 from arktos.controllers.replicaset import ReplicaSetController
+from arktos.controllers.rootcacert import RootCACertPublisher
 from arktos.controllers.serviceaccount import ServiceAccountController
 from arktos.controllers.tenant import TenantController
 from arktos.controllers.token import TokenController
@@ -52,8 +53,9 @@ log = logging.getLogger("arktos.controllers.manager")
 # Every controller this manager can run, in start order.
 CONTROLLERS: dict[str, type[Controller]] = {
     c.name: c for c in (TenantController, NamespaceController, ServiceAccountController, TokenController,
-                        ReplicaSetController, DeploymentController, JobController, CronJobController,
-                        GarbageCollector, NodeLifecycleController, PodGCController, EndpointsController)
+                        RootCACertPublisher, ReplicaSetController, DeploymentController, JobController,
+                        CronJobController, GarbageCollector, NodeLifecycleController, PodGCController,
+                        EndpointsController)
 }
 CRDS = builtin("apiextensions.k8s.io", "customresourcedefinitions")
 SHUTDOWN_GRACE = 10.0  # seconds in-flight syncs get to finish on a clean stop

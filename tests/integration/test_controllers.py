@@ -173,8 +173,8 @@ async def test_work_queue_dedups_keys_and_never_hands_one_key_to_two_workers():
 
 def test_controller_selection_uses_kube_controller_manager_syntax():
     everything = select_controllers("*")
-    assert everything == ["tenant", "namespace", "serviceaccount", "token", "replicaset", "deployment", "job",
-                          "cronjob", "garbagecollector", "nodelifecycle", "podgc", "endpoints"]
+    assert everything == ["tenant", "namespace", "serviceaccount", "token", "root-ca-cert-publisher", "replicaset",
+                          "deployment", "job", "cronjob", "garbagecollector", "nodelifecycle", "podgc", "endpoints"]
     assert select_controllers("*,-token") == [n for n in everything if n != "token"]
     assert select_controllers("namespace,tenant") == ["tenant", "namespace"]
     with pytest.raises(ValueError, match="unknown controller"):
@@ -228,6 +228,18 @@ async def test_new_tenant_gets_namespaces_policy_and_service_account_tokens(mana
         assert claims["kubernetes.io/serviceaccount/tenant"] == t
         assert claims["sub"] == f"system:serviceaccount:{ns}:default"
         assert claims["kubernetes.io/serviceaccount/secret.name"] == secret["metadata"]["name"]
+
+    # The root CA publisher: kube-root-ca.crt in every namespace, and back when deleted or changed.
+    async def root_ca(ns: str, want: str = ca_pem) -> bool:
+        cm = await dev.get(CONFIGMAPS, "kube-root-ca.crt", tenant=t, namespace=ns)
+        return cm["data"] == {"ca.crt": want}
+
+    for ns in STANDARD:
+        await eventually(lambda ns=ns: root_ca(ns), 10, f"kube-root-ca.crt in {ns}")
+    await dev.delete(CONFIGMAPS, "kube-root-ca.crt", tenant=t, namespace="default")
+    await eventually(lambda: root_ca("default"), 10, "kube-root-ca.crt back after its deletion")
+    await dev.patch(CONFIGMAPS, "kube-root-ca.crt", {"data": {"ca.crt": "forged"}}, tenant=t, namespace="default")
+    await eventually(lambda: root_ca("default"), 10, "kube-root-ca.crt put back after a change")
 
     # The token is a credential on the secure server: discovery is open to the tenant's signed-in users,
     # the tenant's pods are not (authenticated, then refused by RBAC), and a garbage token is nobody.
