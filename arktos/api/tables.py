@@ -492,6 +492,56 @@ def _replicaset_cells(rs: Obj, now: datetime) -> list:
     ]
 
 
+@_printer("apps", "DaemonSet", (
+    NAME,
+    _col("Desired", "integer", "The total number of nodes that should be running the daemon pod "
+         "(including nodes correctly running the daemon pod)."),
+    _col("Current", "integer", "The number of nodes that are running at least 1 daemon pod and are supposed "
+         "to run the daemon pod."),
+    _col("Ready", "integer", "The number of nodes that should be running the daemon pod and have one or more "
+         "of the daemon pod running and ready."),
+    _col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod"),
+    _col("Available", "integer", "The number of nodes that should be running the daemon pod and have one or "
+         "more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+    _col("Node Selector", "string", "NodeSelector is a selector which must be true for the pod to fit on a "
+         "node."),
+    AGE,
+    _col("Containers", "string", _D_CONTAINERS, 1),
+    _col("Images", "string", _D_IMAGES, 1),
+    _col("Selector", "string", "A label query over pods that are managed by the daemon set.", 1),
+    _HASHKEY_WIDE,
+))
+def _daemonset_cells(ds: Obj, now: datetime) -> list:
+    spec, status = _sub(ds, "spec"), _sub(ds, "status")
+    names, images = _template_containers(ds)
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    ns_text = ",".join(f"{k}={v}" for k, v in sorted(node_selector.items())) if isinstance(
+        node_selector, dict) else ""
+    return [
+        _name(ds), status.get("desiredNumberScheduled", 0), status.get("currentNumberScheduled", 0),
+        status.get("numberReady", 0), status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0),
+        ns_text or _NONE, _age(ds, now), names, images, _selector_string(spec.get("selector")) or _NONE,
+        _meta(ds).get("hashKey", 0),
+    ]
+
+
+@_printer("apps", "StatefulSet", (
+    NAME,
+    _col("Ready", "string", "Number of the pod with ready state"),
+    AGE,
+    _col("Containers", "string", _D_CONTAINERS, 1),
+    _col("Images", "string", _D_IMAGES, 1),
+    _HASHKEY_WIDE,
+))
+def _statefulset_cells(sts: Obj, now: datetime) -> list:
+    spec, status = _sub(sts, "spec"), _sub(sts, "status")
+    names, images = _template_containers(sts)
+    return [
+        _name(sts), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", _age(sts, now),
+        names, images, _meta(sts).get("hashKey", 0),
+    ]
+
+
 @_printer("batch", "Job", (
     NAME,
     _col("Status", "string", "Status of the job."),

@@ -187,6 +187,12 @@ def sample(kind: Kind, mark: str, name: str, node: str = "node-x") -> dict:
                                  "template": template}},
         "replicasets": {"spec": {"replicas": 1, "selector": {"matchLabels": {"app": f"a{mark}"}},
                                  "template": template}},
+        # The daemon set's pods would only fit nodes labelled with the marker: none are.
+        "daemonsets": {"spec": {"selector": {"matchLabels": {"app": f"a{mark}"}}, "template": {
+            "metadata": {"labels": {"app": f"a{mark}"}},
+            "spec": {"containers": containers, "nodeSelector": {"iso-mark": data}}}}},
+        "statefulsets": {"spec": {"replicas": 1, "serviceName": "svc", "selector": {"matchLabels": {
+            "app": f"a{mark}"}}, "template": template}},
         "jobs": {"spec": {"template": job_template}},
         "cronjobs": {"spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": {
             "template": job_template}}}},

@@ -81,6 +81,102 @@ apps.model("ReplicaSetCondition", "One condition of a replica set.", """
     message            string  Details.
 """)
 
+apps.kind("DaemonSet", "Runs one copy of a pod on every eligible node.", """
+    spec   DaemonSetSpec    Desired pods and how to update them.
+    status DaemonSetStatus  Pods observed on the nodes.
+""", group="apps", version="v1")
+apps.model("DaemonSetSpec", "The desired state of a daemon set.", """
+    selector        LabelSelector @req  Pods the daemon set manages; must match the template's labels
+                           and cannot change once set.
+    template        PodTemplateSpec @req  Pod run on each eligible node.
+    updateStrategy  DaemonSetUpdateStrategy  How old pods are replaced after a template change.
+    minReadySeconds int32  Seconds a new pod must be ready before it counts as available.
+    revisionHistoryLimit int32  Old revisions kept for rollback; defaults to 10.
+""")
+apps.model("DaemonSetUpdateStrategy", "How a daemon set replaces pods.", """
+    type          string @enum:OnDelete|RollingUpdate  RollingUpdate (the default) or OnDelete.
+    rollingUpdate RollingUpdateDaemonSet  Pace of a rolling update.
+""")
+apps.model("RollingUpdateDaemonSet", "Pace of a daemon set's rolling update.", """
+    maxUnavailable IntOrString  Nodes whose pod may be unavailable during the update; defaults to 1.
+    maxSurge       IntOrString  Nodes that may run an old and a new pod at once; defaults to 0.
+""")
+apps.model("DaemonSetStatus", "The observed state of a daemon set.", """
+    currentNumberScheduled int32 @req  Nodes running at least one daemon pod that should.
+    numberMisscheduled     int32 @req  Nodes running a daemon pod that should not.
+    desiredNumberScheduled int32 @req  Nodes that should run the daemon pod.
+    numberReady            int32 @req  Nodes whose daemon pod is ready.
+    observedGeneration     int64  Generation the controller last acted on.
+    updatedNumberScheduled int32  Nodes running the updated daemon pod.
+    numberAvailable        int32  Nodes whose daemon pod is available.
+    numberUnavailable      int32  Nodes whose daemon pod is missing or unavailable.
+    collisionCount         int32  Counter used to avoid revision name collisions.
+    conditions             []DaemonSetCondition @keyed:type  Current conditions.
+""")
+apps.model("DaemonSetCondition", "One condition of a daemon set.", """
+    type               string @req  Condition type.
+    status             string @req  True, False or Unknown.
+    lastTransitionTime Time    When status last changed.
+    reason             string  CamelCase reason.
+    message            string  Details.
+""")
+
+apps.kind("StatefulSet", "Pods with stable names and storage, created and updated in order.", """
+    spec   StatefulSetSpec    Desired pods, their claims and update policy.
+    status StatefulSetStatus  Pods observed.
+""", group="apps", version="v1")
+apps.model("StatefulSetSpec", "The desired state of a stateful set.", """
+    replicas        int32  Number of pods wanted; defaults to 1.
+    selector        LabelSelector @req  Pods the stateful set manages; must match the template's labels
+                           and cannot change once set.
+    template        PodTemplateSpec @req  Pod each ordinal is made from.
+    volumeClaimTemplates []PersistentVolumeClaim @atomic  Claims each pod gets, named
+                           <claim>-<set>-<ordinal>.
+    serviceName     string  Governing headless service; pods get <pod>.<serviceName> names.
+    podManagementPolicy string @enum:OrderedReady|Parallel  Create and delete pods one at a time
+                           (OrderedReady, the default) or all at once (Parallel).
+    updateStrategy  StatefulSetUpdateStrategy  How pods are replaced after a template change.
+    revisionHistoryLimit int32  Old revisions kept; defaults to 10.
+    minReadySeconds int32  Seconds a new pod must be ready before it counts as available.
+    persistentVolumeClaimRetentionPolicy StatefulSetPersistentVolumeClaimRetentionPolicy  What happens
+                           to the claims when the set is deleted or scaled down.
+    ordinals        StatefulSetOrdinals  Where ordinals start.
+""")
+apps.model("StatefulSetUpdateStrategy", "How a stateful set replaces pods.", """
+    type          string @enum:OnDelete|RollingUpdate  RollingUpdate (the default) or OnDelete.
+    rollingUpdate RollingUpdateStatefulSetStrategy  Partition of a rolling update.
+""")
+apps.model("RollingUpdateStatefulSetStrategy", "Partition of a stateful set's rolling update.", """
+    partition      int32  Ordinals at or above it are updated; defaults to 0.
+    maxUnavailable IntOrString  Pods that may be unavailable during the update.
+""")
+apps.model("StatefulSetPersistentVolumeClaimRetentionPolicy", "Claim retention of a stateful set.", """
+    whenDeleted string  Retain (default) or Delete.
+    whenScaled  string  Retain (default) or Delete.
+""")
+apps.model("StatefulSetOrdinals", "Ordinal numbering of a stateful set.", """
+    start int32  The first ordinal; defaults to 0.
+""")
+apps.model("StatefulSetStatus", "The observed state of a stateful set.", """
+    observedGeneration int64  Generation the controller last acted on.
+    replicas           int32 @req  Pods created.
+    readyReplicas      int32  Pods that are ready.
+    currentReplicas    int32  Pods at currentRevision.
+    updatedReplicas    int32  Pods at updateRevision.
+    availableReplicas  int32  Pods ready for at least minReadySeconds.
+    currentRevision    string  Revision of the pods before the update.
+    updateRevision     string  Revision the pods are being updated to.
+    collisionCount     int32  Counter used to avoid revision name collisions.
+    conditions         []StatefulSetCondition @keyed:type  Current conditions.
+""")
+apps.model("StatefulSetCondition", "One condition of a stateful set.", """
+    type               string @req  Condition type.
+    status             string @req  True, False or Unknown.
+    lastTransitionTime Time    When status last changed.
+    reason             string  CamelCase reason.
+    message            string  Details.
+""")
+
 autoscaling = Group("io.k8s.api.autoscaling.v1", IMPORTS)
 autoscaling.kind("Scale", "The replica count of a scalable object, read and written through its scale "
                  "subresource.", """

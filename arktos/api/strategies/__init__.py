@@ -18,7 +18,15 @@ from collections.abc import Callable
 
 from arktos.api.registry import Registry
 from arktos.api.strategies._base import KindStrategy
-from arktos.api.strategies.apps import DeploymentStrategy, ReplicaSetStrategy, apply_scale, to_scale, validate_scale
+from arktos.api.strategies.apps import (
+    DaemonSetStrategy,
+    DeploymentStrategy,
+    ReplicaSetStrategy,
+    StatefulSetStrategy,
+    apply_scale,
+    to_scale,
+    validate_scale,
+)
 from arktos.api.strategies.arktos import ActionStrategy, ControllerInstanceStrategy, TenantStrategy
 from arktos.api.strategies.batch import CronJobStrategy, JobStrategy
 from arktos.api.strategies.core import (
@@ -66,6 +74,8 @@ STRATEGY_FACTORIES: dict[tuple[str, str], Callable[[], Strategy]] = {
     ("", "ControllerInstance"): ControllerInstanceStrategy,
     ("apps", "Deployment"): DeploymentStrategy,
     ("apps", "ReplicaSet"): ReplicaSetStrategy,
+    ("apps", "DaemonSet"): DaemonSetStrategy,
+    ("apps", "StatefulSet"): StatefulSetStrategy,
     ("batch", "Job"): JobStrategy,
     ("batch", "CronJob"): CronJobStrategy,
     ("coordination.k8s.io", "Lease"): LeaseStrategy,

@@ -1,4 +1,4 @@
-"""apps/v1 workloads: Deployment and ReplicaSet, and their scale subresource.
+"""apps/v1 workloads: Deployment, ReplicaSet, DaemonSet, StatefulSet, and the scale subresource.
 
 Both run long-lived replicas of a pod template, so the template is checked as
 a pod would be (plus restartPolicy Always), the selector must pick the
@@ -22,6 +22,8 @@ from arktos.api.validation import (
     label_selector_matches,
     label_selector_string,
     regex_error,
+    validate_dns1123_label,
+    validate_dns1123_subdomain,
     validate_immutable,
     validate_label_selector,
     validate_nonnegative,
@@ -221,6 +223,189 @@ class ReplicaSetStrategy(KindStrategy):
         return errs
 
 
+# --------------------------------------------------------------------------- DaemonSet
+
+DAEMONSET_UPDATE_STRATEGIES = ["OnDelete", "RollingUpdate"]
+STATEFULSET_UPDATE_STRATEGIES = ["OnDelete", "RollingUpdate"]
+POD_MANAGEMENT_POLICIES = ["OrderedReady", "Parallel"]
+
+
+class DaemonSetStrategy(KindStrategy):
+    """Kubernetes' defaults: RollingUpdate, maxUnavailable 1, maxSurge 0, revisionHistoryLimit 10."""
+
+    status_subresource = True
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        strategy = spec.get("updateStrategy")
+        if strategy is None:
+            strategy = spec["updateStrategy"] = {}
+        if isinstance(strategy, dict):
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                ru = strategy.get("rollingUpdate")
+                if ru is None:
+                    ru = strategy["rollingUpdate"] = {}
+                if isinstance(ru, dict):
+                    ru.setdefault("maxUnavailable", 1)
+                    ru.setdefault("maxSurge", 0)
+        spec.setdefault("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)
+        default_pod_template(spec.get("template"))
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        errs: list[FieldError] = []
+        if obj.get("spec") is None:
+            return [required("spec")]
+        spec = check_dict(obj.get("spec"), "spec", errs)
+        _validate_selector_and_template(spec, errs)
+        errs.extend(validate_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds"))
+        errs.extend(validate_nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit"))
+        strategy = check_dict(spec.get("updateStrategy"), "spec.updateStrategy", errs)
+        stype = strategy.get("type")
+        if stype == "RollingUpdate":
+            ru = strategy.get("rollingUpdate")
+            if ru is None:
+                errs.append(required("spec.updateStrategy.rollingUpdate"))
+            else:
+                ru = check_dict(ru, "spec.updateStrategy.rollingUpdate", errs)
+                path = "spec.updateStrategy.rollingUpdate"
+                mu, ms = ru.get("maxUnavailable"), ru.get("maxSurge", 0)
+                errs.extend(_int_or_percent_errors(mu, f"{path}.maxUnavailable"))
+                errs.extend(_int_or_percent_errors(ms, f"{path}.maxSurge"))
+                if _int_or_percent_value(mu) == 0 and _int_or_percent_value(ms) == 0:
+                    errs.append(invalid(f"{path}.maxUnavailable", mu, "may not be 0 when `maxSurge` is 0"))
+                if isinstance(mu, str) and (_int_or_percent_value(mu) or 0) > 100:
+                    errs.append(invalid(f"{path}.maxUnavailable", mu, "must not be greater than 100%"))
+        elif stype != "OnDelete":
+            errs.append(not_supported("spec.updateStrategy.type", stype, DAEMONSET_UPDATE_STRATEGIES))
+        _validate_status_counts(
+            obj.get("status"),
+            ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady",
+             "updatedNumberScheduled", "numberAvailable", "numberUnavailable"),
+            errs,
+        )
+        return errs
+
+    def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        errs = self.validate(obj)
+        errs.extend(validate_immutable(dig(obj, "spec", "selector"), dig(old, "spec", "selector"), "spec.selector"))
+        return errs
+
+
+# --------------------------------------------------------------------------- StatefulSet
+
+# What an update may change in a StatefulSet's spec (everything else is fixed at creation).
+_STS_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds")
+
+
+class StatefulSetStrategy(KindStrategy):
+    """Kubernetes' defaults: OrderedReady, RollingUpdate with partition 0, revisionHistoryLimit 10."""
+
+    status_subresource = True
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        spec.setdefault("replicas", 1)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        strategy = spec.get("updateStrategy")
+        if strategy is None:
+            strategy = spec["updateStrategy"] = {}
+        if isinstance(strategy, dict):
+            strategy.setdefault("type", "RollingUpdate")
+            if strategy["type"] == "RollingUpdate":
+                ru = strategy.get("rollingUpdate")
+                if ru is None:
+                    ru = strategy["rollingUpdate"] = {}
+                if isinstance(ru, dict):
+                    ru.setdefault("partition", 0)
+        spec.setdefault("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)
+        policy = spec.get("persistentVolumeClaimRetentionPolicy")
+        if policy is None:
+            policy = spec["persistentVolumeClaimRetentionPolicy"] = {}
+        if isinstance(policy, dict):
+            policy.setdefault("whenDeleted", "Retain")
+            policy.setdefault("whenScaled", "Retain")
+        for claim in spec.get("volumeClaimTemplates") or ():
+            if isinstance(claim, dict):
+                claim.setdefault("apiVersion", "v1")
+                claim.setdefault("kind", "PersistentVolumeClaim")
+                cspec = claim.get("spec")
+                if isinstance(cspec, dict):
+                    cspec.setdefault("volumeMode", "Filesystem")
+        default_pod_template(spec.get("template"))
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        errs: list[FieldError] = []
+        if obj.get("spec") is None:
+            return [required("spec")]
+        spec = check_dict(obj.get("spec"), "spec", errs)
+        errs.extend(validate_nonnegative(spec.get("replicas"), "spec.replicas"))
+        errs.extend(validate_nonnegative(spec.get("minReadySeconds"), "spec.minReadySeconds"))
+        errs.extend(validate_nonnegative(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit"))
+        _validate_selector_and_template(spec, errs)
+        service = spec.get("serviceName")
+        if service is not None:
+            if not isinstance(service, str):
+                errs.append(type_error("spec.serviceName", service, "a string"))
+            elif service:
+                errs.extend(validate_dns1123_label(service, "spec.serviceName"))
+        policy = spec.get("podManagementPolicy")
+        if policy not in POD_MANAGEMENT_POLICIES:
+            errs.append(not_supported("spec.podManagementPolicy", policy, POD_MANAGEMENT_POLICIES))
+        strategy = check_dict(spec.get("updateStrategy"), "spec.updateStrategy", errs)
+        stype = strategy.get("type")
+        if stype == "RollingUpdate":
+            ru = check_dict(strategy.get("rollingUpdate"), "spec.updateStrategy.rollingUpdate", errs)
+            errs.extend(validate_nonnegative(ru.get("partition"), "spec.updateStrategy.rollingUpdate.partition"))
+        elif stype == "OnDelete":
+            if strategy.get("rollingUpdate") is not None:
+                errs.append(forbidden("spec.updateStrategy.rollingUpdate",
+                                      "only allowed for updateStrategy 'RollingUpdate'"))
+        else:
+            errs.append(not_supported("spec.updateStrategy.type", stype, STATEFULSET_UPDATE_STRATEGIES))
+        claims = spec.get("volumeClaimTemplates")
+        if claims is not None and not isinstance(claims, list):
+            errs.append(type_error("spec.volumeClaimTemplates", claims, "a list"))
+        else:
+            seen: set[str] = set()
+            for i, claim in enumerate(claims or ()):
+                path = f"spec.volumeClaimTemplates[{i}]"
+                claim = check_dict(claim, path, errs)
+                name = dig(claim, "metadata", "name")
+                if not name or not isinstance(name, str):
+                    errs.append(required(f"{path}.metadata.name"))
+                    continue
+                errs.extend(validate_dns1123_subdomain(name, f"{path}.metadata.name"))
+                if name in seen:
+                    errs.append(invalid(f"{path}.metadata.name", name, "duplicate claim template name"))
+                seen.add(name)
+        status = _validate_status_counts(
+            obj.get("status"),
+            ("replicas", "readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas"),
+            errs,
+        )
+        _not_greater(status, "readyReplicas", "replicas", errs)
+        _not_greater(status, "currentReplicas", "replicas", errs)
+        _not_greater(status, "updatedReplicas", "replicas", errs)
+        return errs
+
+    def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        errs = self.validate(obj)
+        new_spec, old_spec = as_dict(obj.get("spec")), as_dict(old.get("spec"))
+        rest_new = {k: v for k, v in new_spec.items() if k not in _STS_MUTABLE}
+        rest_old = {k: v for k, v in old_spec.items() if k not in _STS_MUTABLE}
+        if rest_new != rest_old:
+            errs.append(forbidden("spec", "updates to statefulset spec for fields other than 'replicas', "
+                                  "'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
+                                  "and 'minReadySeconds' are forbidden"))
+        return errs
+
+
 # --------------------------------------------------------------------------- scale subresource
 
 
@@ -274,4 +459,5 @@ def apply_scale(obj: Obj, scale: Obj) -> Obj:
     return new
 
 
-__all__ = ["DeploymentStrategy", "ReplicaSetStrategy", "apply_scale", "to_scale", "validate_scale"]
+__all__ = ["DaemonSetStrategy", "DeploymentStrategy", "ReplicaSetStrategy", "StatefulSetStrategy", "apply_scale",
+           "to_scale", "validate_scale"]
