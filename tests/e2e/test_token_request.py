@@ -3,8 +3,10 @@ node may ask for (its projected token volumes)."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
+from tests.e2e.conftest import kubectl_binary
 from tests.e2e.test_auth_reviews import make_tenant, ok
 from tests.e2e.test_security import request
 
@@ -55,6 +57,14 @@ def test_bound_service_account_tokens(secure):
     assert token_request({"boundObjectRef": bound}, cert=pki.node_client(n2))[0] == 403
     assert token_request({}, cert=pki.node_client(n1))[0] == 403
     assert token_request({"boundObjectRef": bound}, cert=pki.node_client(n1), sa="other")[0] == 403
+    # kubectl create token, as the tenant's admin, bound to the pod.
+    cfg = secure.kubeconfig(f"admin-{tenant}", cert=pki.tenant_client(tenant, "admin"), tenant=tenant)
+    made = subprocess.run([kubectl_binary(30), "--kubeconfig", str(cfg), "create", "token", "runner",
+                           "--duration=20m", "--bound-object-kind=Pod", "--bound-object-name=p"],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    who = ok(request(secure, f"{AUTHN}/selfsubjectreviews", token=made.stdout.strip(), method="POST", body={}), 201)
+    assert who["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"] == ["p"]
     # The pod goes, and its tokens with it.
     ok(request(secure, f"{base}/pods/p?gracePeriodSeconds=0", cert=pki.admin, method="DELETE"))
     assert request(secure, f"{AUTHN}/selfsubjectreviews", token=token, method="POST", body={})[0] == 401
