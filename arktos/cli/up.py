@@ -30,7 +30,7 @@ api_port_option = click.option("--apiserver-port", default=None, type=click.IntR
 
 # What the first `up` chose and later commands reuse unless told otherwise (STATE_DIR/cluster.json).
 CHOICES = ("etcd_port", "apiserver_port", "node_agent_base_port", "node_name", "runtimes", "node_agents",
-           "hollow_nodes", "tenant", "proxy_healthz_port", "chain_prefix")
+           "hollow_nodes", "tenant", "proxy_healthz_port", "chain_prefix", "dns_port")
 
 
 def _cluster(state_dir: Path, progress: Progress | None = None, **asked: Any) -> LocalCluster:
@@ -133,14 +133,18 @@ def _progress() -> Progress:
 @click.option("--iptables-chain-prefix", "chain_prefix", default=None, metavar="PREFIX",
               help="Start of the names of the service proxy's iptables chains; two clusters on one machine need "
                    "different ones (default: KUBE- on the first up, then what the cluster was made with).")
+@click.option("--dns-port", default=None, type=click.IntRange(1, 65535),
+              help="Port the cluster DNS answers on (UDP and TCP, on 127.0.0.1 and each pod bridge's gateway), behind "
+                   "the kube-dns Service's 53 (default: 10053 on the first up, then what the cluster was made with).")
 def up(state_dir: Path, etcd_port: int | None, apiserver_port: int | None, timeout: float, runtimes: str | None,
        node_name: str | None, node_agent_port: int | None, node_agents: int | None, hollow_nodes: int | None,
-       tenant: str | None, proxy_healthz_port: int | None, chain_prefix: str | None) -> None:
+       tenant: str | None, proxy_healthz_port: int | None, chain_prefix: str | None, dns_port: int | None) -> None:
     """Bring a local cluster up, or check the one that is already running.
 
     Starts etcd, the API server, the controller manager, the node agent(s) with
-    the runtimes this machine offers, the service proxy (with real containers:
-    ClusterIPs and node ports reach pods), the scheduler and any hollow nodes, each
+    the runtimes this machine offers, the service proxy and the cluster DNS (with
+    real containers: ClusterIPs and node ports reach pods, which find Services by
+    name at kube-system/kube-dns, 10.0.0.10), the scheduler and any hollow nodes, each
     a detached process with a log under STATE_DIR/logs and a configuration file
     under STATE_DIR/config; waits until the nodes are Ready; then prints how to
     use kubectl.  Running `arktos up` again changes nothing on a healthy cluster
@@ -155,7 +159,7 @@ def up(state_dir: Path, etcd_port: int | None, apiserver_port: int | None, timeo
     cluster = _cluster(state_dir, progress, etcd_port=etcd_port, apiserver_port=apiserver_port, runtimes=runtimes,
                        node_name=node_name, node_agent_base_port=node_agent_port, node_agents=node_agents,
                        hollow_nodes=hollow_nodes, tenant=tenant, proxy_healthz_port=proxy_healthz_port,
-                       chain_prefix=chain_prefix)
+                       chain_prefix=chain_prefix, dns_port=dns_port)
     started = time.monotonic()
     click.secho(f"Bringing up a local Arktos cluster in {cluster.state_dir}", bold=True)
     try:

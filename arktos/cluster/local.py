@@ -14,6 +14,7 @@ on the command line.  The components are:
     containerd, containerd-2, ...      a private containerd per node agent, when containers run for real
     node-agent, node-agent-2, ...      real node agents (--node-agents N), node names NAME, NAME-2, ...
     proxy                              the service proxy, one for the machine, when containers run for real
+    dns                                the cluster DNS (arktos dns) behind kube-system/kube-dns, with the proxy
     scheduler,
     hollow-nodes                       N hollow nodes in one process (--hollow-nodes N)
 
@@ -40,7 +41,7 @@ from typing import Any
 from arktos.cluster import containerd as ctd
 from arktos.cluster import render
 from arktos.cluster.etcd import INSTALL_HINT, EtcdNotFound, find_etcd
-from arktos.cluster.pki import KUBE_PROXY, ClusterPKI
+from arktos.cluster.pki import KUBE_DNS, KUBE_PROXY, ClusterPKI
 from arktos.cluster.supervisor import Process
 
 HOLLOW_LABEL = "arktos.io/hollow-node"  # as arktos.kubemark.hollow, which this module does not import
@@ -48,6 +49,9 @@ HOLLOW_PREFIX = "hollow-node-"
 HOLLOW_USER = "system:hollow-nodes"
 HOLLOW_BINDING = "arktos:hollow-nodes"
 CLUSTER_NAME = "arktos-local"
+SERVICE_CIDR = "10.0.0.0/24"  # the API server's default service range (templates/apiserver.yaml.j2)
+DNS_CLUSTER_IP = "10.0.0.10"  # kube-dns's ClusterIP: the range's 10th address, as kubeadm picks it
+CLUSTER_DOMAIN = "cluster.local"
 
 
 class UpError(RuntimeError):
@@ -127,6 +131,7 @@ class LocalCluster:
     node_agent_base_port: int = 10250
     proxy_healthz_port: int = 10256  # the service proxy's /healthz (kube-proxy's port)
     chain_prefix: str = "KUBE-"  # the service proxy's iptables chains
+    dns_port: int = 10053  # where the cluster DNS answers on the host (kube-dns's targetPort)
     progress: Progress | None = None
     components: list[Component] = field(init=False)
     _chosen: str | None = field(default=None, init=False, repr=False)
@@ -143,6 +148,7 @@ class LocalCluster:
         self.scheduler_kubeconfig = self.state_dir / "scheduler.kubeconfig"
         self.hollow_kubeconfig = self.state_dir / "hollow-nodes.kubeconfig"
         self.proxy_kubeconfig = self.state_dir / "proxy.kubeconfig"
+        self.dns_kubeconfig = self.state_dir / "dns.kubeconfig"
         lease_url = f"{self.server}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/"
         admin_pair = (self.pki.admin.cert, self.pki.admin.key)
         self.components = [
@@ -160,6 +166,7 @@ class LocalCluster:
             *(self._containerd(i) for i in range(1, self.node_agents + 1) if self.runs_containerd()),
             *(self._node_agent(i, admin_pair) for i in range(1, self.node_agents + 1)),
             *([self._proxy()] if self.runs_proxy() else []),
+            *([self._dns()] if self.runs_proxy() else []),
             Component("scheduler", lambda: self._arktos("scheduler"), None, lease_url + "kube-scheduler",
                       self._process("scheduler"), self._log("scheduler"), self.pki.ca.cert, admin_pair,
                       _lease_fresh, title="Starting the scheduler"),
@@ -261,6 +268,46 @@ class LocalCluster:
                          self._process("proxy"), self._log("proxy"), title="Starting the service proxy",
                          after_stop=cleanup)
 
+    def _dns(self) -> Component:
+        """The cluster DNS: one server for the machine on 127.0.0.1 and each pod bridge's gateway (the kube-dns
+        Service's endpoints, which `prepare` writes); healthy when it answers the zone's SOA (it does once it
+        has synced with the API server)."""
+        port = self.dns_port
+        return Component("dns", lambda: self._arktos("dns"), port, "", self._process("dns"), self._log("dns"),
+                         title="Starting the cluster DNS", prepare=self._kube_dns_service,
+                         check=lambda: _dns_answers("127.0.0.1", port))
+
+    def dns_addresses(self) -> list[str]:
+        """Where pods reach the DNS server: each node agent's bridge gateway (its pod subnet's first address)."""
+        import ipaddress
+
+        return [str(next(ipaddress.ip_network(self.pod_subnet(i)).hosts())) for i in range(1, self.node_agents + 1)]
+
+    def _kube_dns_service(self) -> None:
+        """kube-system/kube-dns of the system tenant at DNS_CLUSTER_IP, port 53 (UDP and TCP) to the DNS server."""
+        ports = [("dns", "UDP"), ("dns-tcp", "TCP")]
+        labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "ArktosDNS"}
+        base = "/api/v1/tenants/system/namespaces/kube-system"
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "labels": labels},
+                   "spec": {"clusterIP": DNS_CLUSTER_IP, "ports": [
+                       {"name": n, "port": 53, "protocol": p, "targetPort": self.dns_port} for n, p in ports]}}
+        endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kube-dns", "labels": labels},
+                     "subsets": [{"addresses": [{"ip": ip} for ip in self.dns_addresses()],
+                                  "ports": [{"name": n, "port": self.dns_port, "protocol": p} for n, p in ports]}]}
+        code, current = self.api("GET", f"{base}/services/kube-dns")
+        if code == 200 and (current.get("spec") or {}).get("clusterIP") != DNS_CLUSTER_IP:
+            raise UpError(f"kube-system/kube-dns exists with ClusterIP {current['spec'].get('clusterIP')}, not "
+                          f"{DNS_CLUSTER_IP} (where the node agents point pods); delete it and run up again")
+        for kind, body in (("services", service), ("endpoints", endpoints)):
+            code, current = self.api("GET", f"{base}/{kind}/kube-dns")
+            if code == 200:
+                body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                code, answer = self.api("PUT", f"{base}/{kind}/kube-dns", body)
+            else:
+                code, answer = self.api("POST", f"{base}/{kind}", body)
+            if code not in (200, 201):
+                raise UpError(f"could not write kube-system/kube-dns ({kind}): {code} {answer.get('message', '')}")
+
     # -- choices that stick ----------------------------------------------------------------
 
     @staticmethod
@@ -275,6 +322,7 @@ class LocalCluster:
             "etcd_port": self.etcd_port, "apiserver_port": self.apiserver_port,
             "node_agent_base_port": self.node_agent_base_port, "node_name": self.node_name,
             "proxy_healthz_port": self.proxy_healthz_port, "chain_prefix": self.chain_prefix,
+            "dns_port": self.dns_port,
             "runtimes": self.runtimes, "node_agents": self.node_agents,
             "hollow_nodes": self.hollow_nodes, "tenant": self.tenant}) + "\n")
 
@@ -508,6 +556,7 @@ class LocalCluster:
             pairs.append((self.hollow_kubeconfig, HOLLOW_USER, self.pki.client(HOLLOW_USER)))
         if self.runs_proxy():
             pairs.append((self.proxy_kubeconfig, KUBE_PROXY, self.pki.client(KUBE_PROXY)))
+            pairs.append((self.dns_kubeconfig, KUBE_DNS, self.pki.client(KUBE_DNS)))
         for path, user, pair in pairs:
             render.write(path, self._kubeconfig_text(user, pair.cert, pair.key), 0o600)
 
@@ -532,6 +581,8 @@ class LocalCluster:
             if self.runs_containerd():  # containerd's own configuration and the pod network's
                 values["container_runtime_endpoint"] = str(
                     ctd.prepare(self.containerd_layout(i).base, self.pod_subnet(i)).socket)
+            if self.runs_proxy():  # pods resolve through the cluster DNS's ClusterIP, which the proxy makes reachable
+                values.update(cluster_dns=[DNS_CLUSTER_IP], cluster_domain=CLUSTER_DOMAIN)
             files[self.agent_component(i)] = ("node-agent.yaml.j2", values)
         if self.hollow_nodes:
             files["hollow-nodes"] = ("hollow-nodes.yaml.j2", {
@@ -541,6 +592,10 @@ class LocalCluster:
             files["proxy"] = ("proxy.yaml.j2", {
                 "kubeconfig": str(self.proxy_kubeconfig), "chain_prefix": self.chain_prefix,
                 "healthz_bind_address": f"127.0.0.1:{self.proxy_healthz_port}"})
+            files["dns"] = ("dns.yaml.j2", {
+                "kubeconfig": str(self.dns_kubeconfig), "cluster_domain": CLUSTER_DOMAIN, "port": self.dns_port,
+                "bind_addresses": ["127.0.0.1", *self.dns_addresses()], "health_bind_address": "127.0.0.1:0",
+                "service_cluster_ip_range": SERVICE_CIDR})
         for name, (template, values) in files.items():
             render.write(self.config_file(name), render.render(template, **values))
 
@@ -712,6 +767,19 @@ def _lease_fresh(body: bytes, within: float = 30.0) -> bool:
     except (ValueError, KeyError, TypeError):
         return False
     return bool(spec.get("holderIdentity")) and (datetime.now(UTC) - renewed).total_seconds() < within
+
+
+def _dns_answers(host: str, port: int, zone: str = CLUSTER_DOMAIN) -> bool:
+    """Whether a DNS server at host:port answers the zone's SOA (the cluster DNS does once it has synced)."""
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    try:
+        reply = dns.query.udp(dns.message.make_query(f"{zone}.", "SOA"), host, port=port, timeout=1.0)
+    except Exception:  # no answer, no server: not healthy
+        return False
+    return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

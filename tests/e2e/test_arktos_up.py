@@ -38,6 +38,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
     opts = ["--state-dir", str(state), "--etcd-port", str(etcd_port), "--apiserver-port", str(api_port)]
     # The service proxy's chains and health port are the test's own (a cluster of the machine may use KUBE-).
     prefix, proxy_port = f"UP{os.getpid() % 10000}-", free_port()
+    dns_port = free_port()
     final_pids: dict[str, list[str]] = {}
     try:
         # Real containers (make install brings containerd); VMs hollow, since the VM pod's image exists on no
@@ -46,10 +47,11 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
                        "--node-agents", "2",
                        "--node-agent-port", str(agent_port),
                        "--proxy-healthz-port", str(proxy_port), "--iptables-chain-prefix", prefix,
+                       "--dns-port", str(dns_port),
                        "--hollow-nodes", "5")
         assert first.returncode == 0, first.stderr + first.stdout
-        components = ("etcd", "apiserver", "controller-manager", "node-agent", "node-agent-2", "proxy", "scheduler",
-                      "hollow-nodes")
+        components = ("etcd", "apiserver", "controller-manager", "node-agent", "node-agent-2", "proxy", "dns",
+                      "scheduler", "hollow-nodes")
         assert "started containerd " in first.stdout and "started containerd-2 " in first.stdout, first.stdout
         assert all(f"started {c} " in first.stdout for c in components), first.stdout
         assert "tenant demo is ready" in first.stdout and "✓" not in first.stdout  # plain lines off a terminal
@@ -74,7 +76,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert {p.name: p.read_text().split()[0] for p in (state / "run").glob("*.pid")} == pids
 
         status = arktos("status", "--state-dir", str(state))  # the ports are remembered
-        assert status.returncode == 0 and status.stdout.count("healthy") == 10, status.stdout
+        assert status.returncode == 0 and status.stdout.count("healthy") == 11, status.stdout
         nodes = subprocess.run([kubectl_binary(30), "--cache-dir", str(tmp_path / "kc"), "get", "nodes", "-o",
                                 "json"], capture_output=True, text=True, env=env, timeout=60)
         items = {n["metadata"]["name"]: n for n in json.loads(nodes.stdout)["items"]}
@@ -157,6 +159,22 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
                     if line.startswith(f"-A {prefix}SEP-") and "acme/default/real" in line and "DNAT" in line}
         assert dnat == {f"{p['status']['podIP']}:8080" for p in pods}, dnat
         assert f"-A {prefix}SERVICES -d {cluster_ip}/32 -p tcp" in nat
+        # The cluster DNS names the tenant's Service (asked from the host, which sees every tenant); the pods'
+        # resolv.conf points at kube-dns's ClusterIP, with the tenant's search path.
+        import dns.message
+        import dns.query
+
+        def named() -> list[str]:
+            reply = dns.query.udp(dns.message.make_query("real.default.svc.acme.cluster.local.", "A"), "127.0.0.1",
+                                  port=dns_port, timeout=5)
+            return [r.to_text() for rr in reply.answer for r in rr]
+        deadline = time.monotonic() + 10
+        while named() != [cluster_ip] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert named() == [cluster_ip]
+        resolv = subprocess.run([*kc2, "exec", name, "--", "cat", "/etc/resolv.conf"], capture_output=True,
+                                text=True, env=tenant_env, timeout=60).stdout
+        assert "nameserver 10.0.0.10" in resolv and "search default.svc.acme.cluster.local " in resolv, resolv
         # A Deployment onto the hollow nodes: every pod Running there.
         spread = json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "spread"}, "spec": {
             "replicas": 5, "selector": {"matchLabels": {"app": "spread"}}, "template": {
@@ -195,7 +213,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         assert resumed.returncode == 0, resumed.stderr
         assert "started apiserver" in resumed.stdout and "etcd is already running" in resumed.stdout
         final_pids = {p.name: p.read_text().split() for p in (state / "run").glob("*.pid")}
-        assert len(final_pids) == 10
+        assert len(final_pids) == 11
 
         # Fewer nodes: the second agent and its containerd stop, the hollow nodes restart with their new
         # count, and the Nodes no longer run are removed, their pods replaced on the nodes that remain.
@@ -229,12 +247,12 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path):
         else:
             raise AssertionError(f"the spread pods were not replaced on the hollow nodes that remain: {placed}")
         now = {p.name: p.read_text().split() for p in (state / "run").glob("*.pid")}
-        assert len(now) == 8
+        assert len(now) == 9
         final_pids = {**{f"old {k}": v for k, v in final_pids.items()}, **now}  # all must be gone after down
     finally:
         down = arktos("down", "--purge", *opts)
     assert down.returncode == 0 and "stopped" in down.stdout
-    assert not any(listening(p) for p in (etcd_port, etcd_port + 1, api_port, agent_port, agent_port + 1))
+    assert not any(listening(p) for p in (etcd_port, etcd_port + 1, api_port, agent_port, agent_port + 1, dns_port))
     for name, (pid, started) in final_pids.items():  # gone: no such PID, a newer process's, or a zombie
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
