@@ -9,6 +9,8 @@ Service port's `targetPort`: a number is used as is, a name is looked up among
 the pod's container ports (same protocol), and a pod that lacks the named port
 is left out of that port's subset.  Addresses are grouped into subsets by
 their port set, sorted, so an unchanged set of pods never causes a write.
+A pod whose `spec.subdomain` is the Service's name gets its `spec.hostname` on
+its address (the cluster DNS's `<hostname>.<svc>.<ns>.svc...` names).
 
 A Service without a selector is left alone (its Endpoints are the user's);
 when a Service goes, its Endpoints go with it.
@@ -50,16 +52,19 @@ def _target_port(svc_port: Obj, pod: Obj) -> int | None:
     return None
 
 
-def _address(pod: Obj) -> Obj:
-    meta = pod["metadata"]
+def _address(pod: Obj, service: Obj) -> Obj:
+    meta, spec = pod["metadata"], pod.get("spec") or {}
     addr: Obj = {"ip": pod["status"]["podIP"],
                  "targetRef": {"kind": "Pod", "namespace": meta.get("namespace"), "name": meta["name"],
                                "uid": meta.get("uid")}}
     if meta.get("tenant"):
         addr["targetRef"]["tenant"] = meta["tenant"]
-    node = (pod.get("spec") or {}).get("nodeName")
+    node = spec.get("nodeName")
     if node:
         addr["nodeName"] = node
+    # A pod naming this Service as its subdomain is <hostname>.<service>.<ns>.svc... in DNS (StatefulSets' pods).
+    if spec.get("hostname") and spec.get("subdomain") == (service.get("metadata") or {}).get("name"):
+        addr["hostname"] = spec["hostname"]
     return addr
 
 
@@ -100,7 +105,7 @@ def endpoint_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
             continue
         group = groups.setdefault(repr(resolved), (resolved, [], []))
         ready = publish_not_ready or is_pod_ready(pod)
-        group[1 if ready else 2].append(_address(pod))
+        group[1 if ready else 2].append(_address(pod, service))
     subsets: list[Obj] = []
     for _, (subset_ports, ready_addrs, not_ready) in sorted(groups.items()):
         subset: Obj = {}

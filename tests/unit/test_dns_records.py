@@ -214,3 +214,22 @@ def test_truncation_over_udp(state):
     wire = answer(state, q, A, CONFIG).to_wire(max_size=512, prefer_truncation=True)
     r = dns.message.from_wire(wire)
     assert r.flags & dns.flags.TC and len(wire) <= 512
+
+
+def test_pods_with_a_subdomain_get_hostname_names_through_the_endpoints_controller():
+    from arktos.controllers.endpoints import endpoint_subsets
+
+    def pod(name, ip, hostname, subdomain):
+        return {"metadata": {"tenant": "acme", "namespace": "shop", "name": name, "uid": name},
+                "spec": {"hostname": hostname, "subdomain": subdomain, "containers": []},
+                "status": {"podIP": ip, "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    db = svc("acme", "shop", "db", "None", ports=(("pg", 5432, "TCP"),))
+    s = DnsState()
+    s.put_service(db)
+    s.put_endpoints({"metadata": {"tenant": "acme", "namespace": "shop", "name": "db"},
+                     "subsets": endpoint_subsets(db, [pod("db-0", "10.88.0.7", "db-0", "db"),
+                                                      pod("x", "10.88.0.8", "x", "elsewhere")])})
+    assert records(ask(s, "db-0.db.shop.svc.acme.cluster.local.")) == [
+        "db-0.db.shop.svc.acme.cluster.local. A 10.88.0.7"]
+    assert ask(s, "x.db.shop.svc.acme.cluster.local.").rcode() == dns.rcode.NXDOMAIN  # another subdomain's
+    assert ask(s, "10-88-0-8.db.shop.svc.acme.cluster.local.").answer
