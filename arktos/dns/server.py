@@ -118,6 +118,7 @@ class DnsServer:
         self._pods_changed = asyncio.Event()
         self._synced = asyncio.Event()
         self._local: dict[str, tuple[bool, float]] = {}
+        self._told: dict[str, float] = {}  # unknown sources lately logged
         self.is_local = is_local_address  # replaceable in tests, where every source is on loopback
         self._failures: dict[tuple[str, int], tuple[int, float]] = {}  # upstream -> (consecutive failures, at)
         self.upstreams: list[tuple[str, int]] = []
@@ -298,7 +299,10 @@ class DnsServer:
             asker = self.asker(source)
             if asker is not None:
                 result = answer(self.state, query, asker, o.dns)
-        if asker is None:
+        if asker is None and time.monotonic() - self._told.get(source, -60.0) >= 60.0:  # once a minute a source
+            self._told[source] = time.monotonic()
+            if len(self._told) > 4096:
+                self._told.clear()
             log.info("dns: refused %s from %s: not a pod this server knows, nor the host", query.question[0].name,
                      source)
         assert isinstance(result, dns.message.Message)
