@@ -37,6 +37,8 @@ BUILTIN: list[ResourceInfo] = [
     _core("PersistentVolume", "persistentvolumes", T, short_names=("pv",), subresources=("status",)),
     _core("PersistentVolumeClaim", "persistentvolumeclaims", N, short_names=("pvc",),
           subresources=("status",)),
+    _core("ResourceQuota", "resourcequotas", N, short_names=("quota",), subresources=("status",)),
+    _core("LimitRange", "limitranges", N, short_names=("limits",)),
     ResourceInfo("", "v1", "Action", "actions", N, subresources=("status",),
                  schema_name="io.arktos.api.core.v1.Action"),
     ResourceInfo("", "v1", "ControllerInstance", "controllerinstances", C,

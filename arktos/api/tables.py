@@ -762,6 +762,28 @@ def _serviceaccount_cells(sa: Obj, now: datetime) -> list:
     return [_name(sa), len(sa.get("secrets") or ()), _age(sa, now)]
 
 
+@_printer("", "ResourceQuota", (
+    NAME, AGE,
+    _col("Request", "string", "Request represents a minimum amount of cpu/memory that a container may consume."),
+    _col("Limit", "string", "Limits control the maximum amount of cpu/memory that a container may use independent "
+         "of contention on the node."),
+))
+def _resourcequota_cells(rq: Obj, now: datetime) -> list:
+    status = _sub(rq, "status")
+    used, hard = status.get("used") or _EMPTY, status.get("hard") or _EMPTY
+    request: list[str] = []
+    limit: list[str] = []
+    for name in sorted(_sub(rq, "spec").get("hard") or ()):
+        column = limit if name.split(".")[0] == "limits" and "." in name else request
+        column.append(f"{name}: {used.get(name, 0)}/{hard.get(name, 0)}")
+    return [_name(rq), _age(rq, now), ", ".join(request), ", ".join(limit)]
+
+
+@_printer("", "LimitRange", (NAME, CREATED_AT))
+def _limitrange_cells(lr: Obj, now: datetime) -> list:
+    return [_name(lr), _rfc3339(_meta(lr).get("creationTimestamp"))]
+
+
 @_printer("coordination.k8s.io", "Lease", (
     NAME, _col("Holder", "string", "The identity of the current holder of the lease."), AGE,
 ))

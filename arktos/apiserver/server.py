@@ -53,6 +53,7 @@ from arktos.apiserver.impersonation import impersonate, requested
 from arktos.apiserver.ipalloc import ServiceAllocator
 from arktos.apiserver.nodeauth import NodeAuthorizer
 from arktos.apiserver.podstreams import DEFAULT_ADDRESS_TYPES, KubeletClientConfig, PodStreams
+from arktos.apiserver.quota import quota_admission
 from arktos.apiserver.rbac import RBACAuthorizer
 from arktos.apiserver.requestinfo import parse
 from arktos.apiserver.reviews import Reviews
@@ -138,7 +139,8 @@ class APIServer:
         self.services = ServiceAllocator(self.etcd, self.caches, config.service_cluster_ip_range,
                                          config.service_node_port_range)
         self.admission: list[Admission] = config.admission or [
-            *default_admission(self.caches, self.etcd), CRDAdmission(self.registry), self.services]
+            *default_admission(self.caches, self.etcd), CRDAdmission(self.registry), self.services,
+            *quota_admission(self.caches, self.etcd)]
         self.authenticator: Authenticator = config.authenticator or self._authenticators()
         self.authorizer: Authorizer = config.authorizer or self._authorizers()
         self._stores: dict[int, GenericStore] = {}

@@ -205,6 +205,8 @@ def sample(kind: Kind, mark: str, name: str, node: str = "node-x") -> dict:
                                 "subjects": [{"kind": "User", "name": data, "apiGroup": RBAC}]},
         "customresourcedefinitions": {"spec": crd_spec(f"things{mark}", f"t{mark}.example.com", "Thing")},
         "bindings": {"target": {"kind": "Node", "name": node}},
+        "resourcequotas": {"spec": {"hard": {"configmaps": "1000", "count/leases.coordination.k8s.io": "1000"}}},
+        "limitranges": {"spec": {"limits": [{"type": "PersistentVolumeClaim", "max": {"storage": "100Gi"}}]}},
     }
     if kind.plural in specs:
         body = specs[kind.plural]

@@ -345,6 +345,43 @@ c.model("PersistentVolumeClaimCondition", "One condition of a claim.", """
     message            string  Details.
 """)
 
+# Quotas and limit ranges.
+c.kind("ResourceQuota", "Limits on what a namespace may use in total.", """
+    spec   ResourceQuotaSpec    The limits.
+    status ResourceQuotaStatus  The limits enforced and what is used, kept by the quota controller.
+""", group="", version="v1")
+c.model("ResourceQuotaSpec", "The limits of a quota.", """
+    hard          {}Quantity  Hard limit per resource name (pods, requests.cpu, count/deployments.apps, ...).
+    scopes        []string @atomic  Only objects (pods) matching every scope are tracked.
+    scopeSelector ScopeSelector  Scopes as expressions, ANDed with scopes.
+""")
+c.model("ScopeSelector", "Scopes as expressions.", """
+    matchExpressions []ScopedResourceSelectorRequirement @atomic  Requirements, ANDed.
+""", atomic=True)
+c.model("ScopedResourceSelectorRequirement", "One scope requirement.", """
+    scopeName string @req  The scope, e.g. PriorityClass.
+    operator  string @req @enum:In|NotIn|Exists|DoesNotExist  How the scope's values are tested.
+    values    []string @atomic  Values for In and NotIn.
+""")
+c.model("ResourceQuotaStatus", "What a quota enforces and what is used.", """
+    hard {}Quantity  The limits enforced.
+    used {}Quantity  Current use in the namespace.
+""")
+c.kind("LimitRange", "Per-object bounds and defaults for containers, pods and claims in a namespace.", """
+    spec LimitRangeSpec  The limits.
+""", group="", version="v1")
+c.model("LimitRangeSpec", "The limits of a limit range.", """
+    limits []LimitRangeItem @req @atomic  One item per type of object.
+""")
+c.model("LimitRangeItem", "Bounds and defaults for one type of object.", """
+    type                 string @req  Container, Pod or PersistentVolumeClaim.
+    max                  {}Quantity  Most an object may use, per resource.
+    min                  {}Quantity  Least an object must ask for, per resource.
+    default              {}Quantity  Limit given to containers that set none.
+    defaultRequest       {}Quantity  Request given to containers that set none.
+    maxLimitRequestRatio {}Quantity  Largest limit/request ratio allowed, per resource.
+""")
+
 c.kind("Binding", "Binds a pod to a node; posted by the scheduler to pods/binding.", """
     target ObjectReference @req  The node, by name.
 """, group="", version="v1", listed=False)

@@ -51,6 +51,7 @@ from arktos.api.strategies.pods import (
     validate_binding,
     validate_pod_spec,
 )
+from arktos.api.strategies.quota import LimitRangeStrategy, ResourceQuotaStrategy
 from arktos.api.strategies.rbac import BindingStrategy, RoleStrategy
 from arktos.api.strategy import Strategy
 
@@ -70,6 +71,8 @@ STRATEGY_FACTORIES: dict[tuple[str, str], Callable[[], Strategy]] = {
     ("", "Endpoints"): EndpointsStrategy,
     ("", "PersistentVolume"): PersistentVolumeStrategy,
     ("", "PersistentVolumeClaim"): PersistentVolumeClaimStrategy,
+    ("", "ResourceQuota"): ResourceQuotaStrategy,
+    ("", "LimitRange"): LimitRangeStrategy,
     ("", "Action"): ActionStrategy,
     ("", "ControllerInstance"): ControllerInstanceStrategy,
     ("apps", "Deployment"): DeploymentStrategy,
