@@ -477,7 +477,6 @@ class _PodWorker:
                 for c, _ in _all(observed) if observed else []:
                     if c.state == "terminated":  # about to be restarted: the status keeps it as lastState
                         self.last_terminated[c.name] = _container_status(c)["state"]
-                self.config_blocked = False
                 try:
                     state = await runtime.sync_pod(prepared.pod)
                 except (APIError, TransportError):
@@ -488,12 +487,15 @@ class _PodWorker:
                     self.event(WARNING, "Failed", f"Error: {reason}: {exc}")
                     raise
                 self.synced_spec = spec_key
+                self.config_blocked = prepared.blocked  # until what waits could be handed over too
                 agent.observed[self.uid] = state
                 self._note_restarts(state)
             else:
                 state = observed
             self._lifecycle_events(state)
-            await self._write_status(self._status(state))
+            await self._write_status(self._status(self._waiting(state, prepared) if prepared.blocked else state))
+            if prepared.blocked:
+                return min(agent.options.sync_interval, 2.0)
             return min(agent.options.sync_interval, agent.options.config_ttl) if prepared.refresh \
                 else agent.options.sync_interval
         except (APIError, TransportError) as exc:
@@ -504,14 +506,31 @@ class _PodWorker:
             return 2.0
 
     async def _prepare(self, observed: PodState | None) -> Prepared | None:
-        """Resolve the pod's volumes and env (arktos.agent.volumes); None when something is missing: then
-        the containers wait as kubelet's do, the status says why, and the caller retries soon."""
+        """Resolve the pod's volumes and env (arktos.agent.volumes).  When something is missing the containers
+        wait as kubelet's do and an event says why; the caller retries soon (`config_blocked`).  None when
+        nothing may start (a volume, or an init container's env): the status is written here."""
         if _kind(self.pod) == "vm" or self.origin is None:
             return Prepared(self.pod)
         prepared = await self.agent.volumes.prepare(self.pod, self.origin)
         if not prepared.blocked:
             return prepared
         self.config_blocked = True
+        why = (prepared.mount_error, tuple(sorted(prepared.env_errors.items())))
+        if why != self.config_why[0] or time.monotonic() - self.config_why[1] > 30:  # not every retry
+            self.config_why = (why, time.monotonic())
+            if prepared.mount_error:
+                self.event(WARNING, "FailedMount", f'MountVolume.SetUp failed for volume "{prepared.volume}" : '
+                                                   f"{prepared.mount_error}")
+            for name, message in prepared.env_errors.items():
+                self.event(WARNING, "Failed", f"Error: {message}", name)
+        inits = {c.get("name") for c in (self.pod.get("spec") or {}).get("initContainers") or []}
+        if not prepared.mount_error and not inits & set(prepared.env_errors):
+            return prepared  # the other containers start (the resolved pod leaves the waiting ones out)
+        await self._write_status(self._status(self._waiting(observed, prepared)))
+        return None
+
+    def _waiting(self, observed: PodState | None, prepared: Prepared) -> PodState:
+        """`observed` with the containers that cannot be created yet waiting (kubelet's reasons)."""
         state = copy.deepcopy(observed) if observed is not None else PodState(uid=self.uid, namespace="", name="",
                                                                              tenant="")
         spec = self.pod.get("spec") or {}
@@ -519,7 +538,7 @@ class _PodWorker:
             have = {c.name: c for c in into}
             for c in spec.get(key) or []:
                 name = c.get("name", "")
-                if prepared.mount_error:  # kubelet: the pod waits for its volumes, an event says why
+                if prepared.mount_error:  # kubelet: the pod waits for its volumes
                     waiting = ("ContainerCreating", "")
                 elif name in prepared.env_errors:
                     waiting = ("CreateContainerConfigError", prepared.env_errors[name])
@@ -532,16 +551,9 @@ class _PodWorker:
                     into.append(ContainerState(name=name, state="waiting", reason=waiting[0], message=waiting[1],
                                                image=c.get("image", ""),
                                                restart_count=old.restart_count if old else 0))
-        why = (prepared.mount_error, tuple(sorted(prepared.env_errors.items())))
-        if why != self.config_why[0] or time.monotonic() - self.config_why[1] > 30:  # not every retry
-            self.config_why = (why, time.monotonic())
-            if prepared.mount_error:
-                self.event(WARNING, "FailedMount", f'MountVolume.SetUp failed for volume "{prepared.volume}" : '
-                                                   f"{prepared.mount_error}")
-            for name, message in prepared.env_errors.items():
-                self.event(WARNING, "Failed", f"Error: {message}", name)
-        await self._write_status(self._status(state))
-        return None
+        order = {c.get("name"): i for i, c in enumerate(spec.get("containers") or [])}
+        state.containers.sort(key=lambda c: order.get(c.name, len(order)))
+        return state
 
     def _restart_wait(self, state: PodState) -> float | None:
         """Seconds an exited container must still wait for its restart (None: nothing waits)."""

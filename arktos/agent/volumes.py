@@ -25,7 +25,8 @@ What cannot be resolved yet (a required ConfigMap or Secret or key that does not
 reported, not raised: kubelet's words, `configmap "x" not found`, `secret "x" not found`,
 `couldn't find key k in ConfigMap ns/x`.  A volume's failure holds the whole pod (kubelet:
 containers wait in ContainerCreating, a FailedMount event); an env failure makes that container
-wait with reason CreateContainerConfigError.  The agent retries; nothing is started meanwhile.
+wait with reason CreateContainerConfigError (the resolved pod leaves it out; the other containers
+start, unless it is an init container, which holds the pod).  The agent retries every 2 s.
 
 Objects are fetched with GET through a small per-node cache with a TTL (kubelet's "Cache"
 change-detection strategy; its default "Watch" strategy would need one watch per object): pods
@@ -337,7 +338,8 @@ class VolumeManager:
                         changed = True
                 if changed:
                     c[SPEC_HASH] = original
-                resolved.append(c)
+                if key == "initContainers" or c.get("name", "") not in prepared.env_errors:
+                    resolved.append(c)  # a container whose env cannot be made is not handed over: it waits
             if key in out["spec"]:
                 out["spec"][key] = resolved
         return prepared

@@ -93,10 +93,12 @@ async def test_configmaps_and_secrets_reach_pods(apiserver, tmp_path):
 
             await eventually(updated, 5, "the new value in the file")
 
-            # A missing required ConfigMap in env: the container waits with kubelet's reason and message,
-            # and starts once the ConfigMap exists.
-            await make("later", {"containers": [{"name": "c", "image": "busybox", "env": [
-                {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "x"}}}]}]})
+            # A missing required ConfigMap in env: the container waits with kubelet's reason and message
+            # (its sidecar starts meanwhile), and starts once the ConfigMap exists.
+            later_uid = await make("later", {"containers": [
+                {"name": "c", "image": "busybox", "env": [
+                    {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "x"}}}]},
+                {"name": "side", "image": "busybox"}]})
 
             async def config_error():
                 w = waiting(await pod("later"))
@@ -104,6 +106,15 @@ async def test_configmaps_and_secrets_reach_pods(apiserver, tmp_path):
 
             w = await eventually(config_error, 10, "CreateContainerConfigError")
             assert w["message"] == 'configmap "later" not found'
+
+            async def sidecar_running():
+                p = await pod("later")
+                states = {c["name"]: next(iter(c["state"])) for c in p["status"]["containerStatuses"]}
+                ok = states == {"c": "waiting", "side": "running"} and p["status"]["phase"] == "Running"
+                return p if ok else None
+
+            await eventually(sidecar_running, 10, "the sidecar running while c waits")
+            assert [c["name"] for c in runtime.handed[later_uid]["spec"]["containers"]] == ["side"]
             # A missing required volume holds the pod in ContainerCreating and says why in an event.
             await make("novol", {"volumes": [{"name": "v", "secret": {"secretName": "nosuch"}}],
                                  "containers": [{"name": "c", "image": "busybox"}]})
@@ -116,7 +127,13 @@ async def test_configmaps_and_secrets_reach_pods(apiserver, tmp_path):
             assert ev["message"] == 'MountVolume.SetUp failed for volume "v" : secret "nosuch" not found'
             assert waiting(await pod("novol"))["reason"] == "ContainerCreating"
             await call(http, "POST", f"{base}/configmaps", {"metadata": {"name": "later"}, "data": {"x": "1"}})
-            await eventually(lambda: running("later"), 10, "the pod running once its ConfigMap exists")
+            async def all_running():
+                p = await pod("later")
+                states = {c["name"]: next(iter(c["state"])) for c in p["status"]["containerStatuses"]}
+                return states == {"c": "running", "side": "running"}
+
+            await eventually(all_running, 10, "both containers running once the ConfigMap exists")
+            assert runtime.handed[later_uid]["spec"]["containers"][0]["env"] == [{"name": "X", "value": "1"}]
             # Optional and missing: runs at once, with an empty volume.
             await make("optional", {"volumes": [{"name": "v", "configMap": {"name": "nosuch", "optional": True}}],
                                     "containers": [{"name": "c", "image": "busybox",

@@ -173,6 +173,7 @@ async def test_missing_required_env(env, why):
     got = await VolumeManager(None).prepare(pod(containers=[{"name": "c", "env": [env]}, {"name": "ok"}]),
                                             FakeClient(OBJECTS))
     assert got.env_errors == {"c": why} and not got.mount_error
+    assert [c["name"] for c in got.pod["spec"]["containers"]] == ["ok"]  # the waiting one is not handed over
 
 
 async def test_missing_volume_blocks_the_pod_unless_optional(tmp_path):
