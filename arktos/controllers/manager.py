@@ -32,6 +32,7 @@ from arktos.api.tenancy import SYSTEM_TENANT
 from arktos.client import Client, ClusterConfig, LeaderElector, LeadershipLost, load_kubeconfig
 from arktos.controllers.base import Controller, ControllerContext, ControllerOptions, InformerFactory, builtin
 from arktos.controllers.cronjob import CronJobController
+from arktos.controllers.daemonset import DaemonSetController
 from arktos.controllers.deployment import DeploymentController
 from arktos.controllers.discovery import Discovery
 from arktos.controllers.endpoints import EndpointsController
@@ -41,9 +42,9 @@ from arktos.controllers.namespace import NamespaceController
 from arktos.controllers.nodelifecycle import NodeLifecycleController
 from arktos.controllers.podgc import PodGCController
 from arktos.controllers.replicaset import ReplicaSetController
-from arktos.controllers.resourcequota import ResourceQuotaController
 from arktos.controllers.rootcacert import RootCACertPublisher
 from arktos.controllers.serviceaccount import ServiceAccountController
+from arktos.controllers.statefulset import StatefulSetController
 from arktos.controllers.tenant import TenantController
 from arktos.controllers.token import TokenController
 
@@ -54,9 +55,9 @@ log = logging.getLogger("arktos.controllers.manager")
 # Every controller this manager can run, in start order.
 CONTROLLERS: dict[str, type[Controller]] = {
     c.name: c for c in (TenantController, NamespaceController, ServiceAccountController, TokenController,
-                        RootCACertPublisher, ReplicaSetController, DeploymentController, JobController,
-                        CronJobController, GarbageCollector, NodeLifecycleController, PodGCController,
-                        EndpointsController, ResourceQuotaController)
+                        RootCACertPublisher, ReplicaSetController, DeploymentController, DaemonSetController,
+                        StatefulSetController, JobController, CronJobController, GarbageCollector,
+                        NodeLifecycleController, PodGCController, EndpointsController)
 }
 CRDS = builtin("apiextensions.k8s.io", "customresourcedefinitions")
 SHUTDOWN_GRACE = 10.0  # seconds in-flight syncs get to finish on a clean stop

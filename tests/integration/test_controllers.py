@@ -174,8 +174,8 @@ async def test_work_queue_dedups_keys_and_never_hands_one_key_to_two_workers():
 def test_controller_selection_uses_kube_controller_manager_syntax():
     everything = select_controllers("*")
     assert everything == ["tenant", "namespace", "serviceaccount", "token", "root-ca-cert-publisher", "replicaset",
-                          "deployment", "job", "cronjob", "garbagecollector", "nodelifecycle", "podgc", "endpoints",
-                          "resourcequota"]
+                          "deployment", "daemonset", "statefulset", "job", "cronjob", "garbagecollector",
+                          "nodelifecycle", "podgc", "endpoints"]
     assert select_controllers("*,-token") == [n for n in everything if n != "token"]
     assert select_controllers("namespace,tenant") == ["tenant", "namespace"]
     with pytest.raises(ValueError, match="unknown controller"):
