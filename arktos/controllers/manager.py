@@ -42,6 +42,7 @@ from arktos.controllers.namespace import NamespaceController
 from arktos.controllers.nodelifecycle import NodeLifecycleController
 from arktos.controllers.podgc import PodGCController
 from arktos.controllers.replicaset import ReplicaSetController
+from arktos.controllers.resourcequota import ResourceQuotaController
 from arktos.controllers.rootcacert import RootCACertPublisher
 from arktos.controllers.serviceaccount import ServiceAccountController
 from arktos.controllers.statefulset import StatefulSetController
@@ -57,7 +58,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
     c.name: c for c in (TenantController, NamespaceController, ServiceAccountController, TokenController,
                         RootCACertPublisher, ReplicaSetController, DeploymentController, DaemonSetController,
                         StatefulSetController, JobController, CronJobController, GarbageCollector,
-                        NodeLifecycleController, PodGCController, EndpointsController)
+                        NodeLifecycleController, PodGCController,
+                        EndpointsController, ResourceQuotaController)
 }
 CRDS = builtin("apiextensions.k8s.io", "customresourcedefinitions")
 SHUTDOWN_GRACE = 10.0  # seconds in-flight syncs get to finish on a clean stop

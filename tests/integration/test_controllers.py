@@ -175,7 +175,7 @@ def test_controller_selection_uses_kube_controller_manager_syntax():
     everything = select_controllers("*")
     assert everything == ["tenant", "namespace", "serviceaccount", "token", "root-ca-cert-publisher", "replicaset",
                           "deployment", "daemonset", "statefulset", "job", "cronjob", "garbagecollector",
-                          "nodelifecycle", "podgc", "endpoints"]
+                          "nodelifecycle", "podgc", "endpoints", "resourcequota"]
     assert select_controllers("*,-token") == [n for n in everything if n != "token"]
     assert select_controllers("namespace,tenant") == ["tenant", "namespace"]
     with pytest.raises(ValueError, match="unknown controller"):
