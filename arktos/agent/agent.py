@@ -1005,6 +1005,8 @@ class NodeAgent:
             del self.observed[uid]  # gone from the runtime: a worker starts it again
             if (worker := self.workers.get(uid)) is not None:
                 worker.wake.set()
+        if self.pods.has_synced():  # volumes of pods that went while the agent was down (kubelet's orphan cleanup)
+            self.volumes.cleanup_orphans(set(self.workers) | seen)
 
     # -- actions ---------------------------------------------------------------------------
 

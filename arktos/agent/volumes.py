@@ -228,6 +228,7 @@ class VolumeManager:
         self._tokens: dict[tuple[str, str, str, int], _Token] = {}  # (pod uid, sa, audience, expiration)
         self._mounted: set[Path] = set()
         self._last_prune = time.monotonic()
+        self._last_orphan_scan = -1e9
 
     # -- fetching -------------------------------------------------------------------------------
 
@@ -521,6 +522,19 @@ class VolumeManager:
             log.warning("cannot mount a tmpfs for %s (%s): secrets go to disk; not trying again",
                         target, done.stderr.strip())
             self.tmpfs = False
+
+    def cleanup_orphans(self, keep: set[str], every: float = 60.0) -> list[str]:
+        """Forget every pod under the root whose uid is not in `keep` (at most once per `every` seconds)."""
+        now = time.monotonic()
+        if self.root is None or now - self._last_orphan_scan < every:
+            return []
+        self._last_orphan_scan = now
+        base = self.root / "pods"
+        gone = [d.name for d in base.iterdir() if d.is_dir() and d.name not in keep] if base.is_dir() else []
+        for uid in gone:
+            log.info("pod %s is gone: removing its volumes", uid)
+            self.forget(uid)
+        return gone
 
     def forget(self, uid: str) -> None:
         """The pod is gone: unmount and remove its volumes, drop its tokens."""

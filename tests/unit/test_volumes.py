@@ -209,3 +209,14 @@ async def test_projected_kube_api_access(tmp_path):
                               "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p", "uid": "u1"}}]
     await vm.prepare(p, client)
     assert len(client.tokens) == 1  # still fresh: not asked again
+
+
+async def test_orphaned_pod_volumes_are_removed(tmp_path):
+    vm = VolumeManager(tmp_path, tmpfs=False)
+    for uid in ("kept", "gone"):
+        p = pod(volumes=[{"name": "v", "configMap": {"name": "cm"}}], containers=[{"name": "c"}])
+        p["metadata"]["uid"] = uid
+        await vm.prepare(p, FakeClient(OBJECTS))
+    assert vm.cleanup_orphans({"kept"}) == ["gone"]
+    assert sorted(os.listdir(tmp_path / "pods")) == ["kept"]
+    assert vm.cleanup_orphans(set()) == []  # not again within the minute
