@@ -5,13 +5,13 @@ namespace's Container defaults (noted in the `kubernetes.io/limit-ranger` annota
 pods and claims outside their namespace's min/max/maxLimitRequestRatio are refused (403).
 
 ResourceQuota: after validation, a new object's usage (`pods`, `count/<resource>.<group>`,
-`requests.cpu`, ...) is checked against every quota of its namespace whose status the quota
-controller has filled (status.hard; a quota it has not seen yet restricts nothing, as in
-Kubernetes), and charged to the quota's status.used with a compare-and-swap on the quota's
-revision before the object is stored: of two racing creates only one wins the swap, the other
-re-reads the quota and is checked again, so a limit can never be overrun.  An object whose
-storage then fails leaves a charge behind; the quota controller recomputes usage from what
-exists and gives it back.
+`requests.cpu`, ...; for an update of a service or claim, what it adds) is checked against every
+quota of its namespace whose status the quota controller has filled (status.hard; a quota it has
+not seen yet restricts nothing, as in Kubernetes), and charged to the quota's status.used with a
+compare-and-swap on the quota's revision before the object is stored: of two racing creates only
+one wins the swap, the other re-reads the quota and is checked again, so a limit can never be
+overrun.  An object whose storage then fails (or an update retried after a lost race) leaves a
+charge behind; the quota controller recomputes usage from what exists and gives it back.
 
 Quotas and limit ranges are read from the watch cache (no etcd round trip for the many
 namespaces without any); the swap itself is what guarantees freshness.
@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 LIMIT_RANGER_ANNOTATION = "kubernetes.io/limit-ranger"
 MAX_CHARGE_ATTEMPTS = 100
+# Kinds whose updates may use more (Kubernetes' evaluators that handle updates; pods only with in-place
+# resize, which is not served here).
+UPDATE_CHARGED = frozenset({"services", "persistentvolumeclaims"})
 
 
 def _namespace(ctx: Ctx, obj: Obj | None) -> str:
@@ -123,7 +126,7 @@ class LimitRangeValidation(LimitRanger):
 
 
 class ResourceQuotaAdmission:
-    """Checks and charges quota on create."""
+    """Checks and charges quota on create (and on updates of services and claims)."""
 
     mutating = False
 
@@ -133,12 +136,20 @@ class ResourceQuotaAdmission:
         self.conflicts = 0  # lost swaps, for tests and metrics
 
     async def __call__(self, op: str, info: ResourceInfo, ctx: Ctx, obj: Obj | None, old: Obj | None) -> None:
-        if op != "CREATE" or obj is None or not info.scope.namespaced:
+        if obj is None or not info.scope.namespaced or op not in ("CREATE", "UPDATE"):
+            return
+        if op == "UPDATE" and (info.group or info.plural not in UPDATE_CHARGED or old is None):
             return
         quotas = _cached(self.caches, "resourcequotas", ctx.tenant, _namespace(ctx, obj))
         if not quotas:
             return
         usage = object_usage(info.plural, info.group, obj)
+        if op == "UPDATE":
+            # A service that becomes a NodePort or a claim that grows: only what is added is charged.
+            before = object_usage(info.plural, info.group, old)
+            usage = {k: v - before.get(k, 0) for k, v in usage.items() if v > before.get(k, 0)}
+            if not usage:
+                return
         charges: list[tuple[str, Obj, int, dict]] = []
         for key, quota, rv in sorted(quotas, key=lambda t: t[0]):
             requested = self._requested(info, obj, quota, usage)
@@ -148,7 +159,7 @@ class ResourceQuotaAdmission:
         if ctx.dry_run:
             return
         for key, quota, rv, requested in charges:
-            await self._charge(info, obj, key, quota, rv, requested)
+            await self._charge(info, obj, key, quota, rv, requested, usage)
 
     @staticmethod
     def _requested(info: ResourceInfo, obj: Obj, quota: Obj, usage: dict) -> dict:
@@ -184,7 +195,8 @@ class ResourceQuotaAdmission:
                 f"used: {pretty({n: used.get(n, 0) for n in over})}, "
                 f"limited: {pretty({n: hard[n] for n in over})}"))
 
-    async def _charge(self, info: ResourceInfo, obj: Obj, key: str, quota: Obj, rv: int, requested: dict) -> None:
+    async def _charge(self, info: ResourceInfo, obj: Obj, key: str, quota: Obj, rv: int, requested: dict,
+                      usage: dict) -> None:
         """Add `requested` to the quota's status.used, swapping on its revision; a lost swap re-reads
         the quota and checks again."""
         for _ in range(MAX_CHARGE_ATTEMPTS):
@@ -200,7 +212,7 @@ class ResourceQuotaAdmission:
                 if exc.current is None:
                     return  # the quota was deleted meanwhile: nothing left to charge
                 quota, rv = orjson.loads(exc.current.value), exc.current.mod_revision
-            requested = self._requested(info, obj, quota, object_usage(info.plural, info.group, obj))
+            requested = self._requested(info, obj, quota, usage)
             if not requested:
                 return
             self._check(info, obj, quota, requested)

@@ -30,6 +30,7 @@ NAMESPACES = REG.get("", "v1", "namespaces")
 TENANTS = REG.get("", "v1", "tenants")
 PODS = REG.get("", "v1", "pods")
 CONFIGMAPS = REG.get("", "v1", "configmaps")
+SERVICES = REG.get("", "v1", "services")
 QUOTAS = REG.get("", "v1", "resourcequotas")
 LIMITRANGES = REG.get("", "v1", "limitranges")
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"
@@ -98,6 +99,9 @@ async def test_pod_count_quota_refuses_the_third_pod_and_a_deletion_frees_room(e
     ns = await namespace(client, "rq")
     await quota(client, ns, "pods", {"pods": "2", "count/configmaps": "1"})
     await client.create(PODS, pod("p1"), namespace=ns)
+    # A dry run is judged but charges nothing.
+    await client.create(PODS, pod("p2"), namespace=ns, dry_run=True)
+    assert (await used(client, ns, "pods"))["pods"] == "1"
     await client.create(PODS, pod("p2"), namespace=ns)
     msg = await forbidden(client.create(PODS, pod("p3"), namespace=ns))
     assert msg == ('pods "p3" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=2, '
@@ -174,6 +178,18 @@ async def test_compute_quota_and_limit_range(env):
         await client.create(LIMITRANGES, {"metadata": {"name": "bad"}, "spec": {"limits": [{
             "type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"}}]}}, namespace=ns)
     assert err.value.code == 422 and "min value 2 is greater than max value 1" in err.value.message
+
+
+async def test_an_update_is_charged_what_it_adds(env):
+    client = env
+    ns = await namespace(client, "rqu")
+    await quota(client, ns, "np", {"services.nodeports": "1"})
+    svc = await client.create(SERVICES, {"metadata": {"name": "s"}, "spec": {
+        "selector": {"app": "x"}, "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]}}, namespace=ns)
+    svc["spec"]["type"] = "NodePort"
+    msg = await forbidden(client.update(SERVICES, svc, namespace=ns))
+    assert msg == ('services "s" is forbidden: exceeded quota: np, requested: services.nodeports=2, '
+                   'used: services.nodeports=0, limited: services.nodeports=1')
 
 
 async def test_usage_counts_only_the_quotas_tenant(env):
