@@ -22,6 +22,7 @@ from arktos.agent.runtimes.hollow import HollowRuntime
 from arktos.api.resources import builtin_registry
 from arktos.client import Client, ClusterConfig
 from arktos.controllers.daemonset import DaemonSetController
+from arktos.controllers.garbagecollector import GarbageCollector
 from arktos.controllers.statefulset import StatefulSetController
 from tests.conftest import eventually
 from tests.e2e.conftest import kubectl_binary
@@ -125,7 +126,8 @@ async def test_daemonset_and_statefulset_with_scheduler_and_hollow_nodes(apiserv
     sched = start(apiserver.url, tmp_path / "scheduler.log", "scheduler", "--no-leader-elect")
     ktl = lambda *a: asyncio.to_thread(kubectl, apiserver.url, tmp_path / "kcache", "-n", ns, *a)  # noqa: E731
     async with Client(apiserver.url, qps=1000, burst=1000) as client:
-        _, stop_controllers = await run_controllers(client, DaemonSetController, StatefulSetController)
+        _, stop_controllers = await run_controllers(client, DaemonSetController, StatefulSetController,
+                                                    GarbageCollector)
         try:
             await client.create(NAMESPACES, {"metadata": {"name": ns}})
             # The third node is tainted: no daemon pod there unless tolerated.
@@ -236,6 +238,17 @@ async def test_daemonset_and_statefulset_with_scheduler_and_hollow_nodes(apiserv
                 return set(all_pods) & {"web-0", "web-1", "web-2"} == {"web-0"} and st["replicas"] == 1
 
             await eventually(scaled_down, 20, "web scaled to 1", interval=0.05)
+
+            # Deleting the owners takes their pods with them (the garbage collector follows the ownerReferences);
+            # the claims stay (retention policy Retain).
+            await client.delete(DAEMONSETS, "daemon", namespace=ns)
+            await client.delete(STATEFULSETS, "web", namespace=ns)
+
+            async def no_pods() -> bool:
+                return not await pods()
+
+            await eventually(no_pods, 15, "the pods of the deleted daemon set and stateful set gone")
+            assert len((await client.list(PVCS, namespace=ns))["items"]) == 3
         finally:
             await stop_controllers()
             stop(sched)
