@@ -208,14 +208,20 @@ def kill_leftover_shims(layout: ContainerdLayout) -> int:
     return killed
 
 
-def purge(layout: ContainerdLayout) -> None:
-    """Remove what containerd left on the host: its pod bridge and the mounts under its root, then its files."""
-    subprocess.run(["ip", "link", "delete", bridge_name(layout.base)], capture_output=True, check=False)
-    root = str(layout.base) + "/"
+def unmount_under(path: str | os.PathLike[str]) -> None:
+    """Lazily unmount everything mounted below `path`, deepest first (containerd's rootfs and shm mounts, the
+    node agents' tmpfs volumes), so the directory can be removed."""
+    root = str(path).rstrip("/") + "/"
     with contextlib.suppress(OSError):
         mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
         for target in sorted((m for m in mounts if m.startswith(root)), key=len, reverse=True):
             subprocess.run(["umount", "-l", target], capture_output=True, check=False)
+
+
+def purge(layout: ContainerdLayout) -> None:
+    """Remove what containerd left on the host: its pod bridge and the mounts under its root, then its files."""
+    subprocess.run(["ip", "link", "delete", bridge_name(layout.base)], capture_output=True, check=False)
+    unmount_under(layout.base)
     shutil.rmtree(layout.base, ignore_errors=True)
     if layout.socket.parent != layout.base:
         shutil.rmtree(layout.socket.parent, ignore_errors=True)

@@ -677,6 +677,7 @@ class LocalCluster:
                 layout = ctd.ContainerdLayout(base)
                 ctd.kill_leftover_shims(layout)
                 ctd.purge(layout)
+            ctd.unmount_under(self.state_dir)  # the node agents' tmpfs volumes of pods still there
             shutil.rmtree(self.state_dir)
         return stopped
 
