@@ -7,7 +7,10 @@ Kubernetes' semantics (StatefulSetControl), simplified where noted:
   `apps.kubernetes.io/pod-index` and `controller-revision-hash`.  For every
   volumeClaimTemplate a PVC `<claim>-<set>-<i>` is created before the pod
   (labels: the selector's matchLabels) and the pod's volume of that name
-  refers to it.  Claims are retained (Kubernetes' default policy).
+  refers to it.  Claims are retained (Kubernetes' default policy); with
+  `persistentVolumeClaimRetentionPolicy.whenDeleted: Delete` the set owns
+  them and the garbage collector deletes them with it (`whenScaled` is not
+  acted on: claims of scaled-away ordinals stay).
 * OrderedReady (default): ordinals are created one at a time, each Running
   and Ready before the next; scale-down deletes the highest ordinal first,
   one at a time, and only while every remaining pod is healthy.  Parallel:
@@ -217,6 +220,8 @@ def stateful_pod_body(sts: Obj, ordinal: int) -> Obj:
 def claim_bodies(sts: Obj, ordinal: int) -> list[Obj]:
     spec = sts.get("spec") or {}
     labels = dict((spec.get("selector") or {}).get("matchLabels") or {})
+    # whenDeleted: Delete makes the set an owner, so the garbage collector removes the claims with it.
+    delete_with_set = ((spec.get("persistentVolumeClaimRetentionPolicy") or {}).get("whenDeleted") == "Delete")
     out = []
     for ct in spec.get("volumeClaimTemplates") or []:
         cmeta = ct.get("metadata") or {}
@@ -225,6 +230,10 @@ def claim_bodies(sts: Obj, ordinal: int) -> list[Obj]:
                      "labels": {**(cmeta.get("labels") or {}), **labels}}
         if cmeta.get("annotations"):
             meta["annotations"] = dict(cmeta["annotations"])
+        if delete_with_set:
+            ref = make_controller_ref(sts, "apps/v1", "StatefulSet")
+            ref["controller"] = False
+            meta["ownerReferences"] = [ref]
         out.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta,
                     "spec": copy.deepcopy(ct.get("spec") or {})})
     return out

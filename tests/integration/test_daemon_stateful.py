@@ -208,6 +208,10 @@ async def test_daemonset_and_statefulset_with_scheduler_and_hollow_nodes(apiserv
             # partition defaults to 0, so kubectl reports as it does against Kubernetes.
             assert "partitioned roll out complete: 3 new pods have been updated" in out, out
             assert (await ktl("get", "sts")).stdout.split("\n")[1].split()[:2] == ["web", "3/3"]
+            described = (await ktl("describe", "sts/web")).stdout
+            assert "Pods Status:" in described and "3 Running" in described, described
+            described = (await ktl("describe", "ds/daemon")).stdout
+            assert "Desired Number of Nodes Scheduled: 3" in described, described
 
             # A new image rolls from the highest ordinal down.
             sts = await client.get(STATEFULSETS, "web", namespace=ns)

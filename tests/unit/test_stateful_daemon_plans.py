@@ -167,6 +167,12 @@ def test_statefulset_pod_and_claims():
     assert pod["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == "web-2"
     (claim,) = claim_bodies(s, 2)
     assert claim["metadata"]["name"] == "data-web-2" and claim["metadata"]["labels"] == {"app": "x"}
+    assert "ownerReferences" not in claim["metadata"]
+    s["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] = "Delete"
+    s["metadata"]["uid"] = "u2"
+    (claim,) = claim_bodies(s, 2)
+    (ref,) = claim["metadata"]["ownerReferences"]
+    assert ref["kind"] == "StatefulSet" and ref["uid"] == "u2" and ref["controller"] is False
 
 
 def test_ordered_ready_creates_one_at_a_time():
