@@ -227,6 +227,7 @@ class VolumeManager:
         self._inflight: dict[tuple[int, str, str, str, str], asyncio.Future[Obj | None]] = {}
         self._tokens: dict[tuple[str, str, str, int], _Token] = {}  # (pod uid, sa, audience, expiration)
         self._mounted: set[Path] = set()
+        self._written: dict[Path, int] = {}  # volume dir -> hash of the payload last written there
         self._last_prune = time.monotonic()
         self._last_orphan_scan = -1e9
 
@@ -506,7 +507,10 @@ class VolumeManager:
         target = pod_dir / "volumes" / _KIND_DIRS[kind] / _check_path(name)
         if kind in _TMPFS_KINDS and self.tmpfs and target not in self._mounted:
             self._mount_tmpfs(target)
-        AtomicWriter(target).write(payload)
+        digest = hash(tuple(sorted(payload.items())))
+        if self._written.get(target) != digest:  # unchanged since our last write: not even read back
+            AtomicWriter(target).write(payload)
+            self._written[target] = digest
         return target
 
     def _mount_tmpfs(self, target: Path) -> None:
@@ -543,6 +547,8 @@ class VolumeManager:
         if self.root is None or not uid:
             return
         pod_dir = self.root / "pods" / uid
+        for target in [t for t in self._written if t.is_relative_to(pod_dir)]:
+            del self._written[target]
         if not pod_dir.exists():
             return
         for kind in _TMPFS_KINDS:
