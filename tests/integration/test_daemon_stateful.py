@@ -33,6 +33,7 @@ pytestmark = pytest.mark.timeout(120)
 
 REG = builtin_registry()
 NAMESPACES = REG.get("", "v1", "namespaces")
+TENANTS = REG.get("", "v1", "tenants")
 NODES = REG.get("", "v1", "nodes")
 PODS = REG.get("", "v1", "pods")
 PVCS = REG.get("", "v1", "persistentvolumeclaims")
@@ -243,6 +244,28 @@ async def test_daemonset_and_statefulset_with_scheduler_and_hollow_nodes(apiserv
 
             await eventually(scaled_down, 20, "web scaled to 1", interval=0.05)
 
+            # Tenancy: a set of the same name in two tenants gets a pod of its own in each.
+            tenants = [f"ta{run}", f"tb{run}"]
+            for t in tenants:
+                await client.create(TENANTS, {"metadata": {"name": t}})
+                await client.create(NAMESPACES, {"metadata": {"name": "default"}}, tenant=t)
+                await client.create(STATEFULSETS, {"metadata": {"name": "db"}, "spec": {
+                    "replicas": 1, "podManagementPolicy": "Parallel", "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                        "affinity": pin, "containers": [{"name": "c", "image": "busybox"}]}}}},
+                    tenant=t, namespace="default")
+
+            async def db_in(t: str) -> Obj | None:
+                sts = await client.get(STATEFULSETS, "db", tenant=t, namespace="default")
+                items = (await client.list(PODS, tenant=t, namespace="default"))["items"]
+                return sts if ([p["metadata"]["name"] for p in items] == ["db-0"] and running_ready(items[0])
+                               and items[0]["metadata"]["ownerReferences"][0]["uid"] == sts["metadata"]["uid"]
+                               and sts.get("status", {}).get("readyReplicas") == 1) else None
+
+            for t in tenants:
+                sts = await eventually(lambda t=t: db_in(t), 15, f"db-0 in tenant {t}")
+                assert sts["metadata"]["tenant"] == t
+
             # Deleting the owners takes their pods with them (the garbage collector follows the ownerReferences);
             # the claims stay (retention policy Retain).
             await client.delete(DAEMONSETS, "daemon", namespace=ns)
@@ -261,3 +284,6 @@ async def test_daemonset_and_statefulset_with_scheduler_and_hollow_nodes(apiserv
             for n in names:
                 with contextlib.suppress(Exception):
                     await client.delete(NODES, n)
+            for t in (f"ta{run}", f"tb{run}"):
+                with contextlib.suppress(Exception):
+                    await client.delete(TENANTS, t)
