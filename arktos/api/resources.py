@@ -52,6 +52,8 @@ BUILTIN: list[ResourceInfo] = [
                  subresources=("status",), schema_name="io.k8s.api.apps.v1.DaemonSet"),
     ResourceInfo("apps", "v1", "StatefulSet", "statefulsets", N, short_names=("sts",), categories=("all",),
                  subresources=("status", "scale"), schema_name="io.k8s.api.apps.v1.StatefulSet"),
+    ResourceInfo("apps", "v1", "ControllerRevision", "controllerrevisions", N,
+                 schema_name="io.k8s.api.apps.v1.ControllerRevision"),
     ResourceInfo("batch", "v1", "Job", "jobs", N, categories=("all",), subresources=("status",),
                  schema_name="io.k8s.api.batch.v1.Job"),
     ResourceInfo("batch", "v1", "CronJob", "cronjobs", N, short_names=("cj",), categories=("all",),

@@ -542,6 +542,23 @@ def _statefulset_cells(sts: Obj, now: datetime) -> list:
     ]
 
 
+@_printer("apps", "ControllerRevision", (
+    NAME,
+    _col("Controller", "string", "The owning controller, kind.group/name."),
+    _col("Revision", "integer", "The revision number."),
+    AGE,
+))
+def _controllerrevision_cells(cr: Obj, now: datetime) -> list:
+    owner = next((r for r in _meta(cr).get("ownerReferences") or [] if r.get("controller")), None)
+    if owner:
+        group = (owner.get("apiVersion") or "").rpartition("/")[0]
+        controller = f"{owner.get('kind', '').lower()}.{group}/{owner.get('name')}" if group else \
+            f"{owner.get('kind', '').lower()}/{owner.get('name')}"
+    else:
+        controller = _NONE
+    return [_name(cr), controller, cr.get("revision", 0), _age(cr, now)]
+
+
 @_printer("batch", "Job", (
     NAME,
     _col("Status", "string", "Status of the job."),

@@ -193,6 +193,7 @@ def sample(kind: Kind, mark: str, name: str, node: str = "node-x") -> dict:
             "spec": {"containers": containers, "nodeSelector": {"iso-mark": data}}}}},
         "statefulsets": {"spec": {"replicas": 1, "serviceName": "svc", "selector": {"matchLabels": {
             "app": f"a{mark}"}}, "template": template}},
+        "controllerrevisions": {"data": {"spec": {"template": template}}, "revision": 1},
         "jobs": {"spec": {"template": job_template}},
         "cronjobs": {"spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": {
             "template": job_template}}}},

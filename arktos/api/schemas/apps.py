@@ -177,6 +177,12 @@ apps.model("StatefulSetCondition", "One condition of a stateful set.", """
     message            string  Details.
 """)
 
+apps.kind("ControllerRevision", "An immutable snapshot of a DaemonSet's or StatefulSet's pod template; "
+          "rollout history and undo read them.", """
+    data     any  The state of the revision: a patch that restores the template.
+    revision int64 @req  Revision number, increasing per owner.
+""", group="apps", version="v1")
+
 autoscaling = Group("io.k8s.api.autoscaling.v1", IMPORTS)
 autoscaling.kind("Scale", "The replica count of a scalable object, read and written through its scale "
                  "subresource.", """

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from arktos.api.registry import Registry
 from arktos.api.strategies._base import KindStrategy
 from arktos.api.strategies.apps import (
+    ControllerRevisionStrategy,
     DaemonSetStrategy,
     DeploymentStrategy,
     ReplicaSetStrategy,
@@ -79,6 +80,7 @@ STRATEGY_FACTORIES: dict[tuple[str, str], Callable[[], Strategy]] = {
     ("apps", "ReplicaSet"): ReplicaSetStrategy,
     ("apps", "DaemonSet"): DaemonSetStrategy,
     ("apps", "StatefulSet"): StatefulSetStrategy,
+    ("apps", "ControllerRevision"): ControllerRevisionStrategy,
     ("batch", "Job"): JobStrategy,
     ("batch", "CronJob"): CronJobStrategy,
     ("coordination.k8s.io", "Lease"): LeaseStrategy,

@@ -428,6 +428,27 @@ class StatefulSetStrategy(KindStrategy):
         return errs
 
 
+# --------------------------------------------------------------------------- ControllerRevision
+
+
+class ControllerRevisionStrategy(KindStrategy):
+    """A revision's data never changes; its number may (a rollback re-numbers an old revision)."""
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        errs: list[FieldError] = []
+        revision = obj.get("revision")
+        if revision is None:
+            errs.append(required("revision"))
+        else:
+            errs.extend(validate_nonnegative(revision, "revision"))
+        return errs
+
+    def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        errs = self.validate(obj)
+        errs.extend(validate_immutable(obj.get("data"), old.get("data"), "data"))
+        return errs
+
+
 # --------------------------------------------------------------------------- scale subresource
 
 
@@ -481,5 +502,5 @@ def apply_scale(obj: Obj, scale: Obj) -> Obj:
     return new
 
 
-__all__ = ["DaemonSetStrategy", "DeploymentStrategy", "ReplicaSetStrategy", "StatefulSetStrategy", "apply_scale",
-           "to_scale", "validate_scale"]
+__all__ = ["ControllerRevisionStrategy", "DaemonSetStrategy", "DeploymentStrategy", "ReplicaSetStrategy",
+           "StatefulSetStrategy", "apply_scale", "to_scale", "validate_scale"]
