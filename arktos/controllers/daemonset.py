@@ -11,8 +11,10 @@
   the controller already checked), so the scheduler still checks resources
   and ports and the pod shows up Pending/unschedulable when it cannot fit
   instead of being started on an overfull node.
-* Revisions: no ControllerRevision objects.  The template's hash is the pod
-  label `controller-revision-hash`; pods with another hash are old.
+* Revisions: the template's hash is the pod label `controller-revision-hash`;
+  pods with another hash are old.  Each template is also a ControllerRevision
+  `<ds>-<hash>` (arktos.controllers._history), for `kubectl rollout
+  history|undo`.
 * RollingUpdate: old pods are deleted while at most `maxUnavailable`
   (number or percentage of desired nodes, rounded up) nodes lack an
   available pod; old pods that are unavailable anyway go first.  OnDelete
@@ -36,6 +38,7 @@ from typing import Any
 import orjson
 
 from arktos.api.errors import APIError
+from arktos.controllers._history import CONTROLLER_REVISIONS, sync_revisions
 from arktos.controllers._workloads import (
     INDEXERS,
     NAMESPACE_INDEX,
@@ -325,6 +328,7 @@ class DaemonSetController(Controller):
         self.pods = f.informer(PODS, indexers={NAMESPACE_INDEX: INDEXERS[NAMESPACE_INDEX],
                                                OWNER_INDEX: INDEXERS[OWNER_INDEX], ORPHAN_INDEX: orphan_index})
         self.nodes = f.informer(NODES)
+        self.revisions = f.informer(CONTROLLER_REVISIONS, indexers={OWNER_INDEX: INDEXERS[OWNER_INDEX]})
         self.dss.add_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n), on_delete=self._ds_deleted)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
         self.nodes.add_handler(on_add=lambda _n: self._all(), on_update=self._node_updated,
@@ -392,6 +396,11 @@ class DaemonSetController(Controller):
         orphans = self.pods.by_index(ORPHAN_INDEX, namespace_key(ds))
         pods = await claim(self.client, ds, make_controller_ref(ds, "apps/v1", "DaemonSet"), self.selectors.get(ds),
                            [*owned, *orphans], PODS, lambda: recheck_owner(self.client, DAEMONSETS, ds))
+        if not ds["metadata"].get("deletionTimestamp"):
+            name = ds["metadata"]["name"]
+            live = {f"{name}-{(p['metadata'].get('labels') or {}).get(REVISION_LABEL)}" for p in pods}
+            owned = [r for r in self.revisions.by_index(OWNER_INDEX, ds["metadata"]["uid"]) if same_place(r, ds)]
+            await sync_revisions(self.client, ds, "DaemonSet", owned, template_hash(ds["spec"].get("template")), live)
         now = time.time()
         create, delete, status = plan_daemonset(ds, self.nodes.list(), pods, now)
         if self.expectations.satisfied(key) and not ds["metadata"].get("deletionTimestamp"):

@@ -19,11 +19,11 @@ Kubernetes' semantics (StatefulSetControl), simplified where noted:
   time: an old-revision pod is deleted (and recreated from the new template
   by the next sync) only when all the pods above it are updated, Running and
   Ready.  OnDelete: old pods stay until someone deletes them.
-* Revisions: no ControllerRevision objects.  A revision is
-  `<set>-<hash of the template>`; `status.currentRevision` keeps the old one
-  until every pod is at `updateRevision` and ready.  Because old templates are
-  not stored, a pod below the partition that is deleted comes back at the
-  update revision (Kubernetes would restore the current one).
+* Revisions: a revision is the ControllerRevision `<set>-<hash of the
+  template>` (arktos.controllers._history), also the pods'
+  `controller-revision-hash`; `status.currentRevision` keeps the old one
+  until every pod is at `updateRevision` and ready, and a pod below the
+  partition that is deleted comes back from the current revision's template.
 * Names are fixed, so a stale cache cannot make duplicates: a create that
   meets 409 AlreadyExists just waits for the informer.
 """
@@ -36,6 +36,7 @@ import time
 from typing import Any
 
 from arktos.api.errors import APIError
+from arktos.controllers._history import CONTROLLER_REVISIONS, sync_revisions, template_of
 from arktos.controllers._workloads import (
     INDEXERS,
     NAMESPACE_INDEX,
@@ -189,14 +190,16 @@ def plan_statefulset(sts: Obj, pods: list[Obj], now: float) -> tuple[list[int], 
     return create, delete, status
 
 
-def stateful_pod_body(sts: Obj, ordinal: int) -> Obj:
+def stateful_pod_body(sts: Obj, ordinal: int, template: Obj | None = None, revision: str | None = None) -> Obj:
+    """Pod `<set>-<ordinal>`: from the set's template, or from `template` of an older `revision`."""
     spec = sts.get("spec") or {}
-    template = spec.get("template") or {}
+    if template is None:
+        template = spec.get("template") or {}
     tmeta = template.get("metadata") or {}
     set_name = sts["metadata"]["name"]
     pod_name = f"{set_name}-{ordinal}"
     labels = dict(tmeta.get("labels") or {})
-    labels[REVISION_LABEL] = revision_of(sts)
+    labels[REVISION_LABEL] = revision or revision_of(sts)
     labels[POD_NAME_LABEL] = pod_name
     labels[POD_INDEX_LABEL] = str(ordinal)
     meta: Obj = {"name": pod_name, "namespace": sts["metadata"].get("namespace"), "labels": labels,
@@ -259,6 +262,7 @@ class StatefulSetController(Controller):
         self.sets = f.informer(STATEFULSETS, indexers={NAMESPACE_INDEX: INDEXERS[NAMESPACE_INDEX]})
         self.pods = f.informer(PODS, indexers={NAMESPACE_INDEX: INDEXERS[NAMESPACE_INDEX],
                                                OWNER_INDEX: INDEXERS[OWNER_INDEX], ORPHAN_INDEX: orphan_index})
+        self.revisions = f.informer(CONTROLLER_REVISIONS, indexers={OWNER_INDEX: INDEXERS[OWNER_INDEX]})
         self.sets.add_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
                               on_delete=self.selectors.forget)
         self.pods.add_handler(on_add=self._pod_event, on_update=lambda o, n: self._pod_event(n, o),
@@ -288,12 +292,26 @@ class StatefulSetController(Controller):
         pods = await claim(self.client, sts, make_controller_ref(sts, "apps/v1", "StatefulSet"),
                            self.selectors.get(sts), [*owned, *orphans], PODS,
                            lambda: recheck_owner(self.client, STATEFULSETS, sts))
+        revs: list[Obj] = []
+        if not sts["metadata"].get("deletionTimestamp"):
+            live = {_rev(p) for p in pods}
+            owned = [r for r in self.revisions.by_index(OWNER_INDEX, sts["metadata"]["uid"]) if same_place(r, sts)]
+            _, revs = await sync_revisions(self.client, sts, "StatefulSet", owned,
+                                           template_hash((sts.get("spec") or {}).get("template")), live)
         create, delete, status = plan_statefulset(sts, pods, time.time())
         meta = sts["metadata"]
         tenant, namespace = meta.get("tenant"), meta.get("namespace")
+        strategy = (sts.get("spec") or {}).get("updateStrategy") or {}
+        partition = (strategy.get("rollingUpdate") or {}).get("partition") or 0
+        current = next((r for r in revs if r["metadata"]["name"] == status["currentRevision"]), None)
+        old_template = template_of(current) if status["currentRevision"] != status["updateRevision"] else None
         try:
             for ordinal in create:
-                await self._create(sts, ordinal, tenant, namespace)
+                if (old_template is not None and strategy.get("type", "RollingUpdate") == "RollingUpdate"
+                        and ordinal < partition):
+                    await self._create(sts, ordinal, tenant, namespace, old_template, status["currentRevision"])
+                else:
+                    await self._create(sts, ordinal, tenant, namespace)
             for p in delete:
                 pm = p["metadata"]
                 try:
@@ -310,7 +328,8 @@ class StatefulSetController(Controller):
         if min_ready > 0 and status["readyReplicas"] > status["availableReplicas"]:
             self.enqueue_after(key, min_ready + 0.1)
 
-    async def _create(self, sts: Obj, ordinal: int, tenant: str | None, namespace: str | None) -> None:
+    async def _create(self, sts: Obj, ordinal: int, tenant: str | None, namespace: str | None,
+                      template: Obj | None = None, revision: str | None = None) -> None:
         for body in claim_bodies(sts, ordinal):
             try:
                 await self.client.create(PVCS, body, tenant=tenant, namespace=namespace)
@@ -322,7 +341,7 @@ class StatefulSetController(Controller):
                                             "failed error: %s", body["metadata"]["name"], ordinal,
                                             sts["metadata"]["name"], exc.message)
                     raise
-        body = stateful_pod_body(sts, ordinal)
+        body = stateful_pod_body(sts, ordinal, template, revision)
         try:
             await self.client.create(PODS, body, tenant=tenant, namespace=namespace)
         except APIError as exc:

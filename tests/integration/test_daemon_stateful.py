@@ -176,6 +176,9 @@ async def test_daemonset_and_statefulset_with_scheduler_and_hollow_nodes(apiserv
             assert "successfully rolled out" in out, out
             await eventually(lambda: daemon_on(set(names[:3]), "busybox:2"), 15, "rolled onto 3 nodes")
 
+            history = (await ktl("rollout", "history", "ds/daemon")).stdout
+            assert [line.split()[0] for line in history.strip().split("\n")[2:]] == ["1", "2"], history
+
             # A new node gets a pod; a removed node loses it.
             agents[names[3]] = agent(names[3])
             await agents[names[3]].start()
@@ -231,6 +234,23 @@ async def test_daemonset_and_statefulset_with_scheduler_and_hollow_nodes(apiserv
             await eventually(rolled, 20, "web rolled to nginx:2 from the top", interval=0.05)
             out = (await ktl("rollout", "status", "sts/web", "--timeout=30s")).stdout
             assert "partitioned roll out complete: 3 new pods have been updated" in out, out
+
+            # kubectl rollout undo goes back to the first template (its ControllerRevision), again from the top.
+            rolled_rev = (await client.get(STATEFULSETS, "web", namespace=ns))["status"]["currentRevision"]
+            await ktl("rollout", "undo", "sts/web")
+            out = (await ktl("rollout", "status", "sts/web", "--timeout=30s")).stdout
+            assert "partitioned roll out complete: 3 new pods have been updated" in out, out
+
+            async def undone() -> bool:
+                ps = await pods("web-")
+                st = (await client.get(STATEFULSETS, "web", namespace=ns))["status"]
+                return (len(ps) == 3 and all(running_ready(p) and p["spec"]["containers"][0]["image"]
+                                             == "registry.k8s.io/nginx-slim:0.24" for p in ps)
+                        and st["currentRevision"] == st["updateRevision"] != rolled_rev)
+
+            await eventually(undone, 20, "web back at nginx-slim:0.24")
+            history = (await ktl("rollout", "history", "sts/web")).stdout
+            assert [line.split()[0] for line in history.strip().split("\n")[2:]] == ["2", "3"], history
 
             # kubectl scale to 1: web-2 goes before web-1.
             await ktl("scale", "sts/web", "--replicas=1")

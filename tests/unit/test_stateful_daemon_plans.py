@@ -229,3 +229,11 @@ def test_statefulset_template_may_mount_its_claims():
     assert StatefulSetStrategy().validate(s) == []
     s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] = "nope"
     assert any("volumeMounts" in str(e) for e in StatefulSetStrategy().validate(s))
+
+
+def test_revision_data_is_the_patch_kubectl_undo_sends():
+    from arktos.controllers._history import revision_data, template_of
+
+    data = revision_data(TEMPLATE)
+    assert data["spec"]["template"]["$patch"] == "replace"
+    assert template_of({"data": data}) == TEMPLATE and "$patch" not in TEMPLATE
