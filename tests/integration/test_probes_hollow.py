@@ -53,10 +53,10 @@ async def test_readiness_and_liveness_exec_probes_on_a_hollow_node(apiserver):
                 _, p = await call(http, "GET", f"/api/v1/namespaces/{ns}/pods/p")
                 return p if check(p) else None
 
-            def ready(p: dict, want: str = "True", restarts: int = 0) -> bool:
+            def ready(p: dict, want: str = "True", restarts: tuple[int, ...] = (0,)) -> bool:
                 cs = {c["name"]: c for c in p["status"].get("containerStatuses") or []}
                 return (conditions(p).get("Ready") == want and conditions(p).get("ContainersReady") == want
-                        and cs["c"]["ready"] == (want == "True") and cs["c"]["restartCount"] == restarts
+                        and cs["c"]["ready"] == (want == "True") and cs["c"]["restartCount"] in restarts
                         and "running" in cs["c"]["state"])
 
             await eventually(lambda: pod(ready), 10, "the pod Ready after its first readiness probe")
@@ -73,7 +73,9 @@ async def test_readiness_and_liveness_exec_probes_on_a_hollow_node(apiserver):
             await eventually(lambda: pod(lambda p: p["status"]["containerStatuses"][0]["restartCount"] == 1), 10,
                              "the container restarted")
             runtime.set_exec_result(uid, "c", 0, command=["alive"])
-            p = await eventually(lambda: pod(lambda p: ready(p, restarts=1)), 10, "Ready after the restart")
+            # The new instance may have been probed (and killed) once more before the probe was made to pass
+            # again: one or two restarts, then Ready, and no more after that.
+            p = await eventually(lambda: pod(lambda p: ready(p, restarts=(1, 2))), 15, "Ready after the restart")
             last = p["status"]["containerStatuses"][0]["lastState"]["terminated"]
             assert (last["exitCode"], last["reason"]) == (137, "Error")
 
