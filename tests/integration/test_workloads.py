@@ -574,6 +574,8 @@ async def test_replicaset_adopts_matching_orphans_and_releases_pods_that_stop_ma
 
         pods = await eventually(owned, 10, "two orphans adopted and one pod created")
         assert {p["metadata"]["name"] for p in pods} >= {"orphan0", "orphan1"}
+        # Exactly one pod was made (the fake kubelet's own watch may be a moment behind the list above).
+        await eventually(lambda: asyncio.sleep(0, len(kubelet.uids) >= 3), 10, "the fake kubelet sees 3 pods")
         assert len(kubelet.uids) == 3
 
         # A pod relabelled out of the selector is let go (and replaced); it keeps running on its own.
