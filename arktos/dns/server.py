@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import socket
@@ -169,9 +170,21 @@ class DnsServer:
             await self.client.close()
 
     async def _listen(self) -> None:
-        o, loop = self.options, asyncio.get_running_loop()
-        for host in o.bind_addresses:
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        loop = asyncio.get_running_loop()
+        for host in self.options.bind_addresses:
+            udp, tcp = self._bind(host, self.options.port)
+            port = udp.getsockname()[1]
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=udp)
+            self._transports.append(transport)
+            self._servers.append(await asyncio.start_server(self._tcp, sock=tcp))
+            self.addresses.append((host, port))
+
+    @staticmethod
+    def _bind(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+        """A UDP and a TCP socket on one port.  With port 0 the UDP socket picks it and TCP follows; that
+        number may be taken for TCP, so a few picks are tried before giving up."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for attempt in range(10 if port == 0 else 1):
             udp = socket.socket(family, socket.SOCK_DGRAM)
             tcp = socket.socket(family, socket.SOCK_STREAM)
             try:
@@ -181,18 +194,17 @@ class DnsServer:
                     if family == socket.AF_INET:
                         s.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
                     s.setblocking(False)
-                udp.bind((host, o.port))
-                port = udp.getsockname()[1]  # port 0: the TCP listener takes the same one
-                tcp.bind((host, port))
+                udp.bind((host, port))
+                tcp.bind((host, udp.getsockname()[1]))
                 tcp.listen(128)
+                return udp, tcp
             except OSError as exc:
                 udp.close()
                 tcp.close()
-                raise OSError(exc.errno, f"cannot listen on {host}:{o.port}: {exc.strerror}") from None
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=udp)
-            self._transports.append(transport)
-            self._servers.append(await asyncio.start_server(self._tcp, sock=tcp))
-            self.addresses.append((host, port))
+                if port == 0 and exc.errno == errno.EADDRINUSE and attempt < 9:
+                    continue
+                raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise AssertionError("unreachable")
 
     def _choose_upstreams(self) -> list[tuple[str, int]]:
         o = self.options
