@@ -88,7 +88,7 @@ def main() -> None:
     print(f"up to a Ready node: best {min(times):.2f} s, median {statistics.median(times):.2f} s "
           f"(target < 10 s)")
     print(f"control plane (etcd, apiserver, controller-manager, scheduler) at idle: median "
-          f"{statistics.median(planes):.0f} MB (target < 300 MB); everything (with the node agent, containerd, proxy, dns) "
+          f"{statistics.median(planes):.0f} MB (target < 300 MB); everything with the node "
           f"{statistics.median(totals):.0f} MB")
 
 
