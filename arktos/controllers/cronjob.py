@@ -66,11 +66,6 @@ def _rfc3339(t: dt.datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return "/".join(p for p in (meta.get("tenant"), meta.get("namespace"), meta.get("name")) if p)
-
-
 def most_recent_schedule(cj: Obj, sched: cron.Schedule, tz: dt.tzinfo,
                          now: dt.datetime) -> tuple[dt.datetime | None, int]:
     """(the latest scheduled time not yet run and not past the starting deadline, how many were missed)."""

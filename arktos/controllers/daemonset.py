@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 
 from arktos.api.errors import APIError
+from arktos.client import object_key
 from arktos.controllers._history import CONTROLLER_REVISIONS, sync_revisions
 from arktos.controllers._workloads import (
     INDEXERS,
@@ -306,11 +307,6 @@ def daemon_pod_body(ds: Obj, node: str) -> Obj:
 # --------------------------------------------------------------------------- the controller
 
 
-def _key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return "/".join(p for p in (meta.get("tenant"), meta.get("namespace"), meta.get("name")) if p)
-
-
 class DaemonSetController(Controller):
     """Runs one pod of each DaemonSet on each node it should run on."""
 
@@ -346,7 +342,7 @@ class DaemonSetController(Controller):
             self._all()
 
     def _ds_deleted(self, ds: Obj) -> None:
-        self.expectations.delete(_key(ds))
+        self.expectations.delete(object_key(ds))
         self.selectors.forget(ds)
 
     def _owner(self, pod: Obj) -> Obj | None:
@@ -360,9 +356,9 @@ class DaemonSetController(Controller):
         ds = self._owner(pod)
         if ds is not None:
             if pod["metadata"].get("deletionTimestamp"):
-                self.expectations.deletion_observed(_key(ds), _key(pod))
+                self.expectations.deletion_observed(object_key(ds), object_key(pod))
             else:
-                self.expectations.creation_observed(_key(ds))
+                self.expectations.creation_observed(object_key(ds))
             self.enqueue(ds)
         elif controller_ref(pod) is None:
             labels = pod["metadata"].get("labels") or {}
@@ -375,16 +371,16 @@ class DaemonSetController(Controller):
         if ds is None:
             return
         if new["metadata"].get("deletionTimestamp") and not old["metadata"].get("deletionTimestamp"):
-            self.expectations.deletion_observed(_key(ds), _key(new))
+            self.expectations.deletion_observed(object_key(ds), object_key(new))
         self.enqueue(ds)
         min_ready = (ds.get("spec") or {}).get("minReadySeconds") or 0
         if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(new):
-            self.enqueue_after(_key(ds), min_ready + 0.1)
+            self.enqueue_after(object_key(ds), min_ready + 0.1)
 
     def _pod_deleted(self, pod: Obj) -> None:
         ds = self._owner(pod)
         if ds is not None:
-            self.expectations.deletion_observed(_key(ds), _key(pod))
+            self.expectations.deletion_observed(object_key(ds), object_key(pod))
             self.enqueue(ds)
 
     async def sync(self, key: str) -> None:
@@ -436,7 +432,7 @@ class DaemonSetController(Controller):
 
     async def _delete(self, ds: Obj, key: str, victims: list[Obj], known_nodes: set[str]) -> None:
         """Delete daemon pods; those of a node that is gone at once (no agent is left to end them)."""
-        self.expectations.expect_deletions(key, [_key(p) for p in victims])
+        self.expectations.expect_deletions(key, [object_key(p) for p in victims])
 
         async def one(pod: Obj) -> None:
             m = pod["metadata"]
@@ -445,7 +441,7 @@ class DaemonSetController(Controller):
                 await self.client.delete(PODS, m["name"], tenant=m.get("tenant"), namespace=m.get("namespace"),
                                          preconditions={"uid": m["uid"]}, grace_period_seconds=0 if orphaned else None)
             except APIError as exc:
-                self.expectations.deletion_observed(key, _key(pod))
+                self.expectations.deletion_observed(key, object_key(pod))
                 if is_gone(exc) or exc.code == 409:
                     return
                 raise
@@ -467,4 +463,4 @@ class DaemonSetController(Controller):
                 return
             if exc.code != 409:
                 raise
-            self.enqueue_after(_key(ds), 0.1)
+            self.enqueue_after(object_key(ds), 0.1)

@@ -46,6 +46,7 @@ from typing import Any
 import orjson
 
 from arktos.api.errors import APIError
+from arktos.client import object_key
 from arktos.controllers._workloads import (
     INDEXERS,
     NAMESPACE_INDEX,
@@ -370,11 +371,6 @@ def _new_rs_replicas(d: Obj, all_rss: list[Obj], new_rs: Obj) -> int:
     return _replicas(new_rs) + max(scale_up, 0)
 
 
-def _key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return "/".join(p for p in (meta.get("tenant"), meta.get("namespace"), meta.get("name")) if p)
-
-
 def _round_half_away(x: float) -> int:
     return int(x + 0.5) if x >= 0 else -int(-x + 0.5)
 
@@ -584,8 +580,8 @@ class DeploymentController(Controller):
             direction = "up" if replicas > old else "down"
             self.ctx.events.normal(d, "ScalingReplicaSet", "Scaled %s replica set %s to %d from %d", direction,
                                    meta["name"], replicas, old)
-            self.log.info("deployment %s: scaled %s replica set %s to %d from %d", _key(d), direction, meta["name"],
-                          replicas, old)
+            self.log.info("deployment %s: scaled %s replica set %s to %d from %d", object_key(d), direction,
+                          meta["name"], replicas, old)
         return old != replicas
 
     # -- the new ReplicaSet ----------------------------------------------------------------------
@@ -658,11 +654,11 @@ class DeploymentController(Controller):
                 # A different ReplicaSet holds the name: change the hash and try again.
                 status["collisionCount"] = _int(collisions) + 1
                 self.log.warning("deployment %s: replica set name %s is taken (hash collision); collisionCount now %d",
-                                 _key(d), rs["metadata"]["name"], status["collisionCount"])
+                                 object_key(d), rs["metadata"]["name"], status["collisionCount"])
                 await self._write_status(d, status)
                 raise _Conflict("hash collision") from None
         else:
-            self.log.info("deployment %s: created replica set %s (revision %d, %d replicas)", _key(d),
+            self.log.info("deployment %s: created replica set %s (revision %d, %d replicas)", object_key(d),
                           created["metadata"]["name"], new_revision, replicas)
             if replicas > 0:
                 self.ctx.events.normal(d, "ScalingReplicaSet", "Scaled up replica set %s to %d",
@@ -913,7 +909,7 @@ class DeploymentController(Controller):
                 if not is_gone(exc) and exc.code != 409:
                     raise
                 continue
-            self.log.info("deployment %s: deleted old replica set %s (revision %d; history limit %d)", _key(d),
+            self.log.info("deployment %s: deleted old replica set %s (revision %d; history limit %d)", object_key(d),
                           meta["name"], _revision(rs), limit)
 
     # -- status -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import time
 from typing import Any
 
 from arktos.api.errors import APIError
+from arktos.client import object_key
 from arktos.controllers._workloads import (
     INDEXERS,
     NAMESPACE_INDEX,
@@ -82,11 +83,6 @@ def is_finished(job: Obj) -> str | None:
         if job_condition(job, ctype) is not None:
             return ctype
     return None
-
-
-def _key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return "/".join(p for p in (meta.get("tenant"), meta.get("namespace"), meta.get("name")) if p)
 
 
 def _int(value: Any, default: int | None = 0) -> int | None:
@@ -172,7 +168,7 @@ class JobController(Controller):
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
 
     def _job_deleted(self, job: Obj) -> None:
-        self.expectations.delete(_key(job))
+        self.expectations.delete(object_key(job))
         self.selectors.forget(job)
 
     def _owner_of(self, pod: Obj) -> Obj | None:
@@ -188,7 +184,7 @@ class JobController(Controller):
             return
         job = self._owner_of(pod)
         if job is not None:
-            self.expectations.creation_observed(_key(job))
+            self.expectations.creation_observed(object_key(job))
             self.enqueue(job)
         elif controller_ref(pod) is None:
             labels = pod["metadata"].get("labels") or {}
@@ -211,7 +207,7 @@ class JobController(Controller):
     def _pod_deleted(self, pod: Obj) -> None:
         job = self._owner_of(pod)
         if job is not None:
-            self.expectations.deletion_observed(_key(job), _key(pod))
+            self.expectations.deletion_observed(object_key(job), object_key(pod))
             self.enqueue(job)
 
     # -- sync ---------------------------------------------------------------------------
@@ -417,7 +413,7 @@ class JobController(Controller):
     async def _delete_pods(self, job: Obj, key: str, victims: list[Obj]) -> None:
         if not victims:
             return
-        self.expectations.expect_deletions(key, [_key(p) for p in victims])
+        self.expectations.expect_deletions(key, [object_key(p) for p in victims])
 
         async def delete(pod: Obj) -> None:
             meta = pod["metadata"]
@@ -425,7 +421,7 @@ class JobController(Controller):
                 await self.client.delete(PODS, meta["name"], tenant=meta.get("tenant"),
                                          namespace=meta.get("namespace"), preconditions={"uid": meta["uid"]})
             except APIError as exc:
-                self.expectations.deletion_observed(key, _key(pod))
+                self.expectations.deletion_observed(key, object_key(pod))
                 if is_gone(exc) or exc.code == 409:
                     return
                 raise

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arktos.api.errors import APIError
+from arktos.client import object_key
 from arktos.controllers._workloads import (
     INDEXERS,
     NAMESPACE_INDEX,
@@ -187,11 +188,6 @@ def _invert(stamp: str) -> str:
 # --------------------------------------------------------------------------- the controller
 
 
-def _pod_key(pod: Obj) -> str:
-    meta = pod.get("metadata") or {}
-    return "/".join(p for p in (meta.get("tenant"), meta.get("namespace"), meta.get("name")) if p)
-
-
 def _int(value: Any, default: int = 0) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
@@ -239,7 +235,7 @@ class ReplicaSetController(Controller):
 
     @staticmethod
     def _key(obj: Obj) -> str:
-        return _pod_key(obj)
+        return object_key(obj)
 
     def _owner_of(self, pod: Obj) -> Obj | None:
         """The ReplicaSet that controls `pod`, from the cache (same tenant and namespace, same uid), or None."""
@@ -302,7 +298,7 @@ class ReplicaSetController(Controller):
         if rs is None:
             return
         key = self._key(rs)
-        self.expectations.deletion_observed(key, _pod_key(pod))
+        self.expectations.deletion_observed(key, object_key(pod))
         self.enqueue(key)
 
     # -- sync -----------------------------------------------------------------------------
@@ -412,7 +408,7 @@ class ReplicaSetController(Controller):
         self.log.info("replicaset %s: created %d pods", key, created)
 
     async def _delete_pods(self, rs: Obj, key: str, victims: list[Obj]) -> None:
-        self.expectations.expect_deletions(key, [_pod_key(p) for p in victims])
+        self.expectations.expect_deletions(key, [object_key(p) for p in victims])
 
         async def delete(pod: Obj) -> None:
             meta = pod["metadata"]
@@ -420,7 +416,7 @@ class ReplicaSetController(Controller):
                 await self.client.delete(PODS, meta["name"], tenant=meta.get("tenant"),
                                          namespace=meta.get("namespace"), preconditions={"uid": meta["uid"]})
             except APIError as exc:
-                self.expectations.deletion_observed(key, _pod_key(pod))
+                self.expectations.deletion_observed(key, object_key(pod))
                 if is_gone(exc) or exc.code == 409:
                     return  # already gone, or replaced by another pod of that name
                 raise

@@ -36,6 +36,7 @@ import time
 from typing import Any
 
 from arktos.api.errors import APIError
+from arktos.client import object_key
 from arktos.controllers._history import CONTROLLER_REVISIONS, sync_revisions, template_of
 from arktos.controllers._workloads import (
     INDEXERS,
@@ -242,11 +243,6 @@ def claim_bodies(sts: Obj, ordinal: int) -> list[Obj]:
     return out
 
 
-def _key(obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return "/".join(p for p in (meta.get("tenant"), meta.get("namespace"), meta.get("name")) if p)
-
-
 class StatefulSetController(Controller):
     """Keeps every StatefulSet's ordinals, claims and revisions."""
 
@@ -366,4 +362,4 @@ class StatefulSetController(Controller):
                 return
             if exc.code != 409:
                 raise
-            self.enqueue_after(_key(sts), 0.1)
+            self.enqueue_after(object_key(sts), 0.1)
