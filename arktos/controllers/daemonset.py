@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import math
@@ -40,6 +39,7 @@ import orjson
 from arktos.api.errors import APIError
 from arktos.client import object_key
 from arktos.controllers._history import CONTROLLER_REVISIONS, sync_revisions
+from arktos.controllers._pods import create_pods, delete_pods
 from arktos.controllers._workloads import (
     INDEXERS,
     NAMESPACE_INDEX,
@@ -56,7 +56,7 @@ from arktos.controllers._workloads import (
     recheck_owner,
     same_place,
 )
-from arktos.controllers.base import Controller, builtin, is_gone, is_terminating_refusal
+from arktos.controllers.base import Controller, builtin, is_gone
 from arktos.controllers.nodelifecycle import tolerates
 from arktos.controllers.replicaset import Expectations
 
@@ -411,46 +411,14 @@ class DaemonSetController(Controller):
             self.enqueue_after(key, min_ready + 0.1)
 
     async def _create(self, ds: Obj, key: str, nodes: list[str]) -> None:
-        self.expectations.expect_creations(key, len(nodes))
-        meta = ds["metadata"]
-        results = await asyncio.gather(*(self.client.create(PODS, daemon_pod_body(ds, n), tenant=meta.get("tenant"),
-                                                            namespace=meta.get("namespace")) for n in nodes),
-                                       return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for r in results:
-            if not isinstance(r, BaseException):
-                self.ctx.events.normal(ds, "SuccessfulCreate", "Created pod: %s", r["metadata"]["name"])
-        for _ in failures:
-            self.expectations.creation_observed(key)
-        if failures:
-            first = failures[0]
-            if isinstance(first, APIError) and (is_terminating_refusal(first) or is_gone(first)):
-                return
-            if isinstance(first, APIError):
-                self.ctx.events.warning(ds, "FailedCreate", "Error creating: %s", first.message)
-            raise first
+        await create_pods(self, ds, key, [daemon_pod_body(ds, n) for n in nodes])
 
     async def _delete(self, ds: Obj, key: str, victims: list[Obj], known_nodes: set[str]) -> None:
         """Delete daemon pods; those of a node that is gone at once (no agent is left to end them)."""
-        self.expectations.expect_deletions(key, [object_key(p) for p in victims])
-
-        async def one(pod: Obj) -> None:
-            m = pod["metadata"]
-            try:
-                orphaned = (pod.get("spec") or {}).get("nodeName") and daemon_pod_node(pod) not in known_nodes
-                await self.client.delete(PODS, m["name"], tenant=m.get("tenant"), namespace=m.get("namespace"),
-                                         preconditions={"uid": m["uid"]}, grace_period_seconds=0 if orphaned else None)
-            except APIError as exc:
-                self.expectations.deletion_observed(key, object_key(pod))
-                if is_gone(exc) or exc.code == 409:
-                    return
-                raise
-            self.ctx.events.normal(ds, "SuccessfulDelete", "Deleted pod: %s", m["name"])
-
-        results = await asyncio.gather(*(one(p) for p in victims), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
+        def grace(pod: Obj) -> int | None:
+            orphaned = (pod.get("spec") or {}).get("nodeName") and daemon_pod_node(pod) not in known_nodes
+            return 0 if orphaned else None
+        await delete_pods(self, ds, key, victims, grace)
 
     async def _update_status(self, ds: Obj, status: Obj) -> None:
         old = ds.get("status") or {}

@@ -32,13 +32,13 @@ Keys are `tenant/namespace/name`, so any number of tenants share the workers.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 from typing import Any
 
 from arktos.api.errors import APIError
 from arktos.client import object_key
+from arktos.controllers._pods import create_pods, delete_pods
 from arktos.controllers._workloads import (
     INDEXERS,
     NAMESPACE_INDEX,
@@ -56,7 +56,7 @@ from arktos.controllers._workloads import (
     recheck_owner,
     same_place,
 )
-from arktos.controllers.base import Controller, ControllerContext, builtin, is_gone, is_terminating_refusal
+from arktos.controllers.base import Controller, ControllerContext, builtin, is_gone
 from arktos.controllers.replicaset import Expectations
 
 __all__ = ["JobController", "is_finished", "job_condition"]
@@ -388,49 +388,11 @@ class JobController(Controller):
         return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
 
     async def _create_pods(self, job: Obj, key: str, indexes: list[int | None]) -> None:
-        if not indexes:
-            return
-        self.expectations.expect_creations(key, len(indexes))
-        meta = job["metadata"]
-        results = await asyncio.gather(*(self.client.create(PODS, self._pod_body(job, i), tenant=meta.get("tenant"),
-                                                            namespace=meta.get("namespace")) for i in indexes),
-                                       return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for pod in results:
-            if not isinstance(pod, BaseException):
-                self.ctx.events.normal(job, "SuccessfulCreate", "Created pod: %s", pod["metadata"]["name"])
-        for _ in failures:
-            self.expectations.creation_observed(key)
-        if failures:
-            first = failures[0]
-            if isinstance(first, APIError) and (is_terminating_refusal(first) or is_gone(first)):
-                return
-            if isinstance(first, APIError):
-                self.ctx.events.warning(job, "FailedCreate", "Error creating: %s", first.message)
-            raise first
-        self.log.info("job %s: created %d pods", key, len(indexes))
+        if await create_pods(self, job, key, [self._pod_body(job, i) for i in indexes]):
+            self.log.info("job %s: created %d pods", key, len(indexes))
 
     async def _delete_pods(self, job: Obj, key: str, victims: list[Obj]) -> None:
-        if not victims:
-            return
-        self.expectations.expect_deletions(key, [object_key(p) for p in victims])
-
-        async def delete(pod: Obj) -> None:
-            meta = pod["metadata"]
-            try:
-                await self.client.delete(PODS, meta["name"], tenant=meta.get("tenant"),
-                                         namespace=meta.get("namespace"), preconditions={"uid": meta["uid"]})
-            except APIError as exc:
-                self.expectations.deletion_observed(key, object_key(pod))
-                if is_gone(exc) or exc.code == 409:
-                    return
-                raise
-            self.ctx.events.normal(job, "SuccessfulDelete", "Deleted pod: %s", meta["name"])
-
-        results = await asyncio.gather(*(delete(p) for p in victims), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
+        await delete_pods(self, job, key, victims)
 
     async def _write_status(self, job: Obj, key: str, new: Obj, old: Obj) -> None:
         if new == old:

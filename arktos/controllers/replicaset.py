@@ -32,7 +32,6 @@ default) is the ordinary single controller.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from typing import Any
 
 from arktos.api.errors import APIError
 from arktos.client import object_key
+from arktos.controllers._pods import create_pods, delete_pods
 from arktos.controllers._workloads import (
     INDEXERS,
     NAMESPACE_INDEX,
@@ -60,7 +60,7 @@ from arktos.controllers._workloads import (
     recheck_owner,
     same_place,
 )
-from arktos.controllers.base import Controller, ControllerContext, builtin, is_gone, is_terminating_refusal
+from arktos.controllers.base import Controller, ControllerContext, builtin, is_gone
 
 __all__ = ["BURST_REPLICAS", "HashKeyRange", "ReplicaSetController", "pod_deletion_order"]
 
@@ -379,54 +379,12 @@ class ReplicaSetController(Controller):
 
     async def _create_pods(self, rs: Obj, key: str, n: int) -> None:
         """Create `n` pods in slow-start batches; the first failure stops the rest."""
-        self.expectations.expect_creations(key, n)
-        meta = rs["metadata"]
-        tenant, namespace = meta.get("tenant"), meta.get("namespace")
-        remaining, batch, created = n, 1, 0
-        while remaining > 0:
-            size = min(batch, remaining)
-            results = await asyncio.gather(*(self.client.create(PODS, self._pod_body(rs), tenant=tenant,
-                                                                namespace=namespace) for _ in range(size)),
-                                           return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            for pod in results:
-                if not isinstance(pod, BaseException):
-                    created += 1
-                    self.ctx.events.normal(rs, "SuccessfulCreate", "Created pod: %s", pod["metadata"]["name"])
-            remaining -= size
-            if failures:
-                # The informer will never see these: stop waiting for them (and for the batches not sent).
-                for _ in range(len(failures) + remaining):
-                    self.expectations.creation_observed(key)
-                first = failures[0]
-                if isinstance(first, APIError) and (is_terminating_refusal(first) or is_gone(first)):
-                    return  # the namespace is going away: nothing to create there
-                if isinstance(first, APIError):
-                    self.ctx.events.warning(rs, "FailedCreate", "Error creating: %s", first.message)
-                raise first
-            batch *= 2
+        created = await create_pods(self, rs, key, [self._pod_body(rs) for _ in range(n)], slow_start=True)
         self.log.info("replicaset %s: created %d pods", key, created)
 
     async def _delete_pods(self, rs: Obj, key: str, victims: list[Obj]) -> None:
-        self.expectations.expect_deletions(key, [object_key(p) for p in victims])
-
-        async def delete(pod: Obj) -> None:
-            meta = pod["metadata"]
-            try:
-                await self.client.delete(PODS, meta["name"], tenant=meta.get("tenant"),
-                                         namespace=meta.get("namespace"), preconditions={"uid": meta["uid"]})
-            except APIError as exc:
-                self.expectations.deletion_observed(key, object_key(pod))
-                if is_gone(exc) or exc.code == 409:
-                    return  # already gone, or replaced by another pod of that name
-                raise
-            self.ctx.events.normal(rs, "SuccessfulDelete", "Deleted pod: %s", meta["name"])
-
-        results = await asyncio.gather(*(delete(p) for p in victims), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        self.log.info("replicaset %s: deleted %d pods", key, len(victims) - len(failures))
-        if failures:
-            raise failures[0]
+        deleted = await delete_pods(self, rs, key, victims)
+        self.log.info("replicaset %s: deleted %d pods", key, deleted)
 
     # -- status ---------------------------------------------------------------------------
 
