@@ -225,6 +225,11 @@ class SharedParts:
     tenant_clients: list[Client]
     pods: Callable[[str], PodSource]
     actions: Callable[[str], PodSource]
+    # One fetch cache for the pods' ConfigMaps, Secrets and the kubernetes Service (arktos.agent.volumes):
+    # every hollow pod has a kube-api-access volume, refreshed each ttl, and N nodes fetching the same
+    # kube-root-ca.crt N times per ttl would be N-fold load for nothing (tokens stay per pod).
+    volume_cache: dict = field(default_factory=dict)
+    volume_inflight: dict = field(default_factory=dict)
 
 
 def _machine_memory() -> str:
@@ -741,6 +746,8 @@ class NodeAgent:
         self.workers: dict[str, _PodWorker] = {}
         self.observed: dict[str, PodState] = {}  # uid -> what the runtime last said
         self.volumes = VolumeManager(options.root_dir, ttl=options.config_ttl, allocatable=self._capacity)
+        if shared is not None:
+            self.volumes._cache, self.volumes._inflight = shared.volume_cache, shared.volume_inflight
         self._recorders: dict[int, EventRecorder] = {}  # id(client) -> its recorder: events go where the pod is
         self._event_loop: asyncio.AbstractEventLoop | None = None
         for rt in self.runtimes.values():

@@ -92,6 +92,10 @@ def _info(plural: str) -> ResourceInfo:
 
 
 CONFIGMAPS, SECRETS, SERVICEACCOUNTS = _info("configmaps"), _info("secrets"), _info("serviceaccounts")
+SERVICES = _info("services")
+# Where the prepared pod carries the in-cluster API's address for the runtime's env (kubelet's
+# KUBERNETES_SERVICE_HOST/PORT, read from the pod's tenant's default/kubernetes Service).
+SERVICE_ENV = "_kubernetesServiceEnv"
 
 
 class WriteError(ValueError):
@@ -303,6 +307,20 @@ class VolumeManager:
         out = copy.deepcopy(pod)
         prepared = Prepared(out)
         hosted: set[str] = set()
+        if needs_volumes and any((s or {}).get("serviceAccountToken") is not None for v in volumes
+                                 for s in ((v.get("projected") or {}).get("sources") or [])):
+            # A pod that talks to the API finds it through these two (what client-go's in-cluster config reads);
+            # the Service is fetched once per ttl per tenant, however many pods ask.
+            try:
+                svc = await self._get(client, SERVICES, ctx.tenant, "default", "kubernetes")
+            except APIError as exc:  # not allowed to read it (an older policy): the pod goes without these
+                log.debug("no kubernetes service for the env of %s: %s", meta.get("name"), exc)
+                svc = None
+            ports = ((svc or {}).get("spec") or {}).get("ports") or []
+            host = ((svc or {}).get("spec") or {}).get("clusterIP")
+            if host and host != "None" and ports:
+                out[SERVICE_ENV] = {"KUBERNETES_SERVICE_HOST": host,
+                                    "KUBERNETES_SERVICE_PORT": str(ports[0].get("port", 443))}
         if needs_volumes:
             new_volumes = []
             for vol in volumes:

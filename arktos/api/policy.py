@@ -189,6 +189,7 @@ def _node_rules() -> list[Obj]:
         rule(("update", "patch"), (LEGACY,), ("pods/status",)),
         rule(("create",), (LEGACY,), ("pods/eviction",)),
         rule(("get",), (LEGACY,), ("secrets", "configmaps")),
+        rule(("create",), (LEGACY,), ("serviceaccounts/token",)),  # projected token volumes (kube-api-access-*)
         rule(("get",), (LEGACY,), ("persistentvolumeclaims", "persistentvolumes")),
         rule(("get",), (LEGACY,), ("endpoints",)),
         rule(("get", "create", "update", "patch", "delete"), (COORDINATION,), ("leases",)),
@@ -236,8 +237,8 @@ def _controller_manager_rules() -> list[Obj]:
         rule(("update", "patch", "delete", "deletecollection"), ("*",), ("*",)),
         rule(("create",), (LEGACY,), (
             "pods", "pods/binding", "pods/eviction", "events", "serviceaccounts", "serviceaccounts/token", "secrets",
-            "configmaps", "namespaces", "endpoints", "persistentvolumes", "persistentvolumeclaims", "actions",
-            "controllerinstances")),
+            "configmaps", "namespaces", "endpoints", "services", "persistentvolumes", "persistentvolumeclaims",
+            "actions", "controllerinstances")),
         rule(("create",), (APPS,), ("replicasets", "deployments", "controllerrevisions")),
         rule(("create",), ("batch",), ("jobs",)),  # the cron job controller
         rule(("create",), (COORDINATION,), ("leases",)),

@@ -97,13 +97,82 @@ def _terminating(obj: Obj) -> bool:
         (obj.get("status") or {}).get("phase") == "Terminating")
 
 
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+API_ACCESS_PREFIX = "kube-api-access-"
+TOKEN_EXPIRATION = 3607  # kube-apiserver's: an hour and a bit, so clients can tell a projected token
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's utilrand alphabet (no vowels, no look-alikes)
+
+
 class _ServiceAccountDefault:
-    """Pods run as their namespace's `default` service account unless they name one."""
+    """The ServiceAccount admission: pods run as their namespace's `default` service account unless they
+    name one, and get its API credentials mounted (the `kube-api-access-*` projected volume) unless the pod
+    or the account says `automountServiceAccountToken: false`."""
 
     mutating = True
 
+    def __init__(self, caches: CacheManager | None = None, etcd: EtcdStore | None = None,
+                 mount_tokens: bool = False) -> None:
+        self.caches = caches
+        self.etcd = etcd
+        # Only a server that issues bound tokens (--service-account-signing-key-file) mounts them: without one,
+        # the development mode's, every pod's volume would wait forever for a token.
+        self.mount_tokens = mount_tokens
+
     async def __call__(self, op: str, info: ResourceInfo, ctx: Ctx, obj: Obj | None, old: Obj | None) -> None:
         await _default_service_account(op, info, obj)
+        if not self.mount_tokens or op != "CREATE" or info.kind != "Pod" or info.group:
+            return
+        if isinstance(obj, dict) and isinstance(obj.get("spec"), dict) and await self._automount(ctx, obj):
+            mount_api_access(obj["spec"])
+
+    async def _automount(self, ctx: Ctx, pod: Obj) -> bool:
+        spec = pod["spec"]
+        if spec.get("automountServiceAccountToken") is not None:
+            return spec["automountServiceAccountToken"] is not False
+        if self.caches is None:
+            return True
+        meta = pod.get("metadata") or {}
+        key = object_key("serviceaccounts", ctx.tenant, meta.get("namespace") or ctx.namespace,
+                         spec.get("serviceAccountName") or "default")
+        cache = self.caches.caches.get("serviceaccounts")
+        entry = cache.entries.get(key) if cache is not None else None
+        if entry is not None:
+            raw = entry.raw
+        elif self.etcd is not None:
+            kv = await self.etcd.get(key)
+            raw = kv.value if kv is not None else None
+        else:
+            raw = None
+        # An account not made yet (the controller is a moment behind) mounts, as its default would.
+        return raw is None or orjson.loads(raw).get("automountServiceAccountToken") is not False
+
+
+def mount_api_access(spec: Obj) -> None:
+    """Add the `kube-api-access-<5>` projected volume (bound token, the root CA, the namespace) and mount it
+    read-only at SA_MOUNT_PATH in every container that has nothing there yet, as Kubernetes does."""
+    import random
+
+    volumes = spec.get("volumes")
+    if not isinstance(volumes, list):
+        volumes = spec["volumes"] = []
+    if any(isinstance(v, dict) and str(v.get("name", "")).startswith(API_ACCESS_PREFIX) for v in volumes):
+        return
+    name = API_ACCESS_PREFIX + "".join(random.choice(_NAME_CHARS) for _ in range(5))
+    volumes.append({"name": name, "projected": {"defaultMode": 0o644, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": TOKEN_EXPIRATION, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {
+            "apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}})
+    for group in ("initContainers", "containers"):
+        for c in spec.get(group) or []:
+            if not isinstance(c, dict):
+                continue
+            mounts = c.get("volumeMounts")
+            if not isinstance(mounts, list):
+                mounts = c["volumeMounts"] = []
+            if any(isinstance(m, dict) and m.get("mountPath") == SA_MOUNT_PATH for m in mounts):
+                continue
+            mounts.append({"name": name, "readOnly": True, "mountPath": SA_MOUNT_PATH})
 
 
 service_account_default = _ServiceAccountDefault()
@@ -118,5 +187,5 @@ async def _default_service_account(op: str, info: ResourceInfo, obj: Obj | None)
         spec["serviceAccount"] = spec["serviceAccountName"]
 
 
-def default_admission(caches: CacheManager, etcd: EtcdStore) -> list:
-    return [Lifecycle(caches, etcd), service_account_default]
+def default_admission(caches: CacheManager, etcd: EtcdStore, mount_tokens: bool = False) -> list:
+    return [Lifecycle(caches, etcd), _ServiceAccountDefault(caches, etcd, mount_tokens)]

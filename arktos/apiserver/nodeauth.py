@@ -244,6 +244,8 @@ class NodeAuthorizer:
             if verb in ("create", "update", "patch") and not attrs.subresource:
                 return True, ""
             return False, NO_OPINION
+        if resource == "services" and verb in ("get", "list", "watch") and not attrs.subresource:
+            return True, ""  # Kubernetes' node rules: kubelet reads Services for its pods' env (KUBERNETES_SERVICE_*)
         if not self.feed.sync():
             return False, "node graph is not loaded yet"
         if resource == "pods":

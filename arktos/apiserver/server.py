@@ -10,8 +10,10 @@ failure rendered as a Status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ from arktos.apiserver.crd import CRDAdmission, CRDRegistrar
 from arktos.apiserver.handlers import MAX_BODY, ResourceHandler, json_response
 from arktos.apiserver.impersonation import impersonate, requested
 from arktos.apiserver.ipalloc import ServiceAllocator
+from arktos.apiserver.master import MasterEndpoints, default_advertise_address
 from arktos.apiserver.nodeauth import NodeAuthorizer
 from arktos.apiserver.podstreams import DEFAULT_ADDRESS_TYPES, KubeletClientConfig, PodStreams
 from arktos.apiserver.quota import quota_admission
@@ -99,8 +102,11 @@ class ServerConfig:
     etcd_cafile: str | None = None
     etcd_certfile: str | None = None
     etcd_keyfile: str | None = None
-    bind_address: str = "0.0.0.0"
+    bind_address: str = "0.0.0.0"  # or several, comma-separated (`arktos up`: loopback and the pod bridges)
     secure_port: int = 6443
+    # Where pods reach this server: the `kubernetes` Service's endpoint (kube-apiserver's --advertise-address);
+    # by default the first bind address, or the default route's address for a wildcard.
+    advertise_address: str | None = None
     insecure_port: int = 0
     insecure_bind_address: str = "127.0.0.1"
     tls_cert_file: str | None = None
@@ -129,6 +135,28 @@ class ServerConfig:
     admission: list[Admission] = field(default_factory=list)
 
 
+IP_FREEBIND = 15  # linux/in.h
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port.  IP_FREEBIND lets it bind an address the host does not have yet (a pod
+    bridge's gateway, made when the first pod starts), as the cluster DNS does."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if host not in ("0.0.0.0", "::", "127.0.0.1", "::1"):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class APIServer:
     def __init__(self, config: ServerConfig, registry: Registry | None = None) -> None:
         self.config = config
@@ -139,7 +167,8 @@ class APIServer:
         self.services = ServiceAllocator(self.etcd, self.caches, config.service_cluster_ip_range,
                                          config.service_node_port_range)
         self.admission: list[Admission] = config.admission or [
-            *default_admission(self.caches, self.etcd), CRDAdmission(self.registry), self.services,
+            *default_admission(self.caches, self.etcd, bool(config.service_account_signing_key_file)),
+            CRDAdmission(self.registry), self.services,
             *quota_admission(self.caches, self.etcd)]
         self.authenticator: Authenticator = config.authenticator or self._authenticators()
         self.authorizer: Authorizer = config.authorizer or self._authorizers()
@@ -160,6 +189,8 @@ class APIServer:
         self._tasks: list[asyncio.Task] = []
         self.ready = False
         self.crds: CRDRegistrar | None = None
+        self.bind_addresses = [a.strip() for a in config.bind_address.split(",") if a.strip()] or ["0.0.0.0"]
+        self.master: MasterEndpoints | None = None
 
     def _authenticators(self) -> Authenticator:
         """kube-apiserver's order: front proxy, client certificates, static tokens, service accounts."""
@@ -251,9 +282,17 @@ class APIServer:
             runner = web.AppRunner(self.app(self.authenticator), access_log=None, handle_signals=False,
                                     handler_cancellation=True, shutdown_timeout=5.0)
             await runner.setup()
-            await web.TCPSite(runner, cfg.bind_address, cfg.secure_port, ssl_context=ctx, backlog=1024).start()
+            for host in self.bind_addresses:
+                await web.SockSite(runner, _listen(host, cfg.secure_port), ssl_context=ctx, backlog=1024).start()
             self._runners.append(runner)
-            log.info("serving HTTPS on %s:%d", cfg.bind_address, cfg.secure_port)
+            log.info("serving HTTPS on %s port %d", ", ".join(self.bind_addresses), cfg.secure_port)
+            from arktos.apiserver.auth import INSECURE_USER
+
+            self.master = MasterEndpoints(lambda plural: self.store(self.registry.get("", "v1", plural)),
+                                          Ctx(INSECURE_USER, SYSTEM_TENANT, "default"), self.services.reserved_ip,
+                                          cfg.advertise_address or default_advertise_address(self.bind_addresses),
+                                          cfg.secure_port)
+            self.master.start()
         if cfg.compaction_interval > 0:
             self._tasks.append(asyncio.create_task(self._compact_loop(), name="compactor"))
         self.ready = True
@@ -287,6 +326,8 @@ class APIServer:
             t.cancel()
         if self.crds:
             await self.crds.stop()
+        if self.master:
+            await self.master.stop()
         await self.services.stop()
         for cache in self.caches.caches.values():
             cache.close_watchers()  # open watches end first, so the runners can drain

@@ -20,7 +20,12 @@ from arktos.cli.logs import setup_logging
 @click.option("--etcd-cafile", type=click.Path(exists=True, dir_okay=False), help="CA bundle for etcd's TLS.")
 @click.option("--etcd-certfile", type=click.Path(exists=True, dir_okay=False), help="Client certificate for etcd.")
 @click.option("--etcd-keyfile", type=click.Path(exists=True, dir_okay=False), help="Client key for etcd.")
-@click.option("--bind-address", default="0.0.0.0", show_default=True, help="Address of the HTTPS port.")
+@click.option("--bind-address", default="0.0.0.0", show_default=True,
+              help="Address(es) of the HTTPS port, comma-separated; addresses the host does not have yet (a pod "
+                   "bridge made later) are bound all the same (IP_FREEBIND).")
+@click.option("--advertise-address", default=None, metavar="IP",
+              help="Where pods reach this server: the endpoint of the default/kubernetes Service.  Default: the "
+                   "first bind address, or for 0.0.0.0 the address of the default route's interface.")
 @click.option("--secure-port", default=6443, show_default=True, type=click.IntRange(0, 65535),
               help="HTTPS port (needs --tls-cert-file); 0 disables it.")
 @click.option("--tls-cert-file", type=click.Path(exists=True, dir_okay=False), help="Serving certificate (PEM).")
@@ -68,7 +73,8 @@ from arktos.cli.logs import setup_logging
 @click.option("-v", "--v", "verbosity", default=0, type=int,
               help="Log verbosity (0: warnings and up, 2: info, 4: debug).")
 def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | None, etcd_keyfile: str | None,
-              bind_address: str, secure_port: int, tls_cert_file: str | None, tls_private_key_file: str | None,
+              bind_address: str, advertise_address: str | None, secure_port: int, tls_cert_file: str | None,
+              tls_private_key_file: str | None,
               client_ca_file: str | None, requestheader_client_ca_file: str | None,
               requestheader_allowed_names: str, token_auth_file: str | None,
               service_account_key_files: tuple[str, ...], service_account_issuer: str,
@@ -102,7 +108,8 @@ def apiserver(etcd_servers: str, etcd_cafile: str | None, etcd_certfile: str | N
     config = ServerConfig(
         etcd_servers=[s.strip() for s in etcd_servers.split(",") if s.strip()],
         etcd_cafile=etcd_cafile, etcd_certfile=etcd_certfile, etcd_keyfile=etcd_keyfile,
-        bind_address=bind_address, secure_port=secure_port if tls_cert_file else 0,
+        bind_address=bind_address, advertise_address=advertise_address,
+        secure_port=secure_port if tls_cert_file else 0,
         tls_cert_file=tls_cert_file, tls_private_key_file=tls_private_key_file, client_ca_file=client_ca_file,
         insecure_port=insecure_port, insecure_bind_address=insecure_bind_address,
         requestheader_client_ca_file=requestheader_client_ca_file,

@@ -50,6 +50,7 @@ HOLLOW_USER = "system:hollow-nodes"
 HOLLOW_BINDING = "arktos:hollow-nodes"
 CLUSTER_NAME = "arktos-local"
 SERVICE_CIDR = "10.0.0.0/24"  # the API server's default service range (templates/apiserver.yaml.j2)
+KUBERNETES_CLUSTER_IP = "10.0.0.1"  # the kubernetes Service's: the range's first address
 DNS_CLUSTER_IP = "10.0.0.10"  # kube-dns's ClusterIP: the range's 10th address, as kubeadm picks it
 CLUSTER_DOMAIN = "cluster.local"
 
@@ -283,6 +284,15 @@ class LocalCluster:
 
         return [str(next(ipaddress.ip_network(self.pod_subnet(i)).hosts())) for i in range(1, self.node_agents + 1)]
 
+    def apiserver_addresses(self) -> list[str]:
+        """Where pods reach the API server besides loopback: the pod bridges' gateways (with real containers).
+
+        Not 0.0.0.0: the API server then stays off the host's other networks (no firewall rule needed to keep
+        it private), and its certificate names exactly the addresses it serves on.  The first one is the
+        advertised address (the kubernetes Service's endpoint), which pods of every local node reach through
+        the host."""
+        return list(dict.fromkeys(self.dns_addresses())) if self.runs_proxy() else []
+
     def _kube_dns_service(self) -> None:
         """kube-system/kube-dns of the system tenant at DNS_CLUSTER_IP, port 53 (UDP and TCP) to the DNS server."""
         ports = [("dns", "UDP"), ("dns-tcp", "TCP")]
@@ -367,8 +377,15 @@ class LocalCluster:
         previous = self.saved_choices(self.state_dir)
         gone_nodes = self._node_names(previous) - set(self.node_names())
         self.save_choices()
+        if self.runs_containerd():
+            # The pod subnets are chosen (and kept in each containerd's CNI configuration) first: the API server's
+            # certificate and bind addresses name their gateways.
+            for i in range(1, self.node_agents + 1):
+                ctd.prepare(self.containerd_layout(i).base, self.pod_subnet(i))
         progress.begin("Generating certificates")
-        changed = bool(self.pki.ensure(["localhost", "127.0.0.1"]))
+        # Besides loopback and the in-cluster names (pki.DEFAULT_APISERVER_NAMES): the kubernetes Service's IP
+        # and the pod bridges' gateways, where pods reach the API server.
+        changed = bool(self.pki.ensure(["localhost", "127.0.0.1", KUBERNETES_CLUSTER_IP, *self.apiserver_addresses()]))
         progress.end(f"created the cluster's certificates in {self.pki.dir}" if changed
                      else f"certificates in {self.pki.dir} are in place")
         progress.begin("Writing kubeconfigs and configuration files")
@@ -569,7 +586,9 @@ class LocalCluster:
                 "etcd_client_url": f"http://127.0.0.1:{self.etcd_port}",
                 "etcd_peer_url": f"http://127.0.0.1:{self.etcd_peer_port}"}),
             "apiserver": ("apiserver.yaml.j2", {
-                "etcd_servers": f"http://127.0.0.1:{self.etcd_port}", "bind_address": "127.0.0.1",
+                "etcd_servers": f"http://127.0.0.1:{self.etcd_port}",
+                "bind_address": ",".join(["127.0.0.1", *self.apiserver_addresses()]),
+                "advertise_address": (self.apiserver_addresses() or ["127.0.0.1"])[0],
                 "secure_port": self.apiserver_port, "pki_dir": pki}),
             "controller-manager": ("controller-manager.yaml.j2", {"kubeconfig": str(self.cm_kubeconfig),
                                                                   "pki_dir": pki}),

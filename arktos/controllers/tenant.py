@@ -55,12 +55,23 @@ __all__ = ["STANDARD_NAMESPACES", "TENANT_FINALIZER", "TenantController"]
 Obj = dict[str, Any]
 TENANTS = builtin("", "tenants")
 NAMESPACES = builtin("", "namespaces")
+SERVICES = builtin("", "services")
+ENDPOINTS = builtin("", "endpoints")
 CLUSTER_ROLES = builtin("rbac.authorization.k8s.io", "clusterroles")
 CLUSTER_ROLE_BINDINGS = builtin("rbac.authorization.k8s.io", "clusterrolebindings")
 STANDARD_NAMESPACES = ("default", "kube-system", "kube-public")
 TENANT_FINALIZER = "kubernetes"
 BOOTSTRAP_SELECTOR = "kubernetes.io/bootstrapping=rbac-defaults"
 POLICY_INFOS = {"ClusterRole": CLUSTER_ROLES, "ClusterRoleBinding": CLUSTER_ROLE_BINDINGS}
+
+
+def _secure_port(endpoints: Obj | None) -> int:
+    """The API servers' port in the system tenant's kubernetes Endpoints (6443 if there are none yet)."""
+    for subset in (endpoints or {}).get("subsets") or []:
+        for port in subset.get("ports") or []:
+            if port.get("port"):
+                return int(port["port"])
+    return 6443
 
 
 def _tenant_index(obj: Obj) -> list[str]:
@@ -155,11 +166,40 @@ class TenantController(Controller):
         created_policy = 0
         if name != SYSTEM_TENANT and self._provisioned.get(name) != uid:
             created_policy = await self._ensure_policy(name)
+            created_policy += await self._ensure_kubernetes_service(name)
             self._provisioned[name] = uid
         # The default Network object of Arktos would be created here; there is no Network kind yet.
         if created_ns or created_policy:
             self.log.info("tenant %s provisioned: created namespaces [%s], %d policy objects", name,
                           ", ".join(created_ns), created_policy)
+
+    async def _ensure_kubernetes_service(self, tenant: str) -> int:
+        """The tenant's own default/kubernetes (its pods resolve `kubernetes.default.svc` in their tenant's zone):
+        an allocated ClusterIP (the range's first address is the system tenant's) and the system tenant's
+        Endpoints, i.e. the same API servers (see arktos.apiserver.master).  How many objects were created."""
+        created = 0
+        try:
+            system = await self.client.get(ENDPOINTS, "kubernetes", tenant=SYSTEM_TENANT, namespace="default")
+        except APIError as exc:
+            if exc.code != 404:
+                raise
+            system = None
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": {
+            "name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                                     "targetPort": _secure_port(system)}]}}
+        todo = [(SERVICES, service)]
+        if system is not None:
+            todo.append((ENDPOINTS, {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "kubernetes"},
+                                     "subsets": system.get("subsets") or []}))
+        for info, body in todo:
+            try:
+                await self.client.create(info, body, tenant=tenant, namespace="default")
+                created += 1
+            except APIError as exc:
+                if exc.code != 409 and not is_terminating_refusal(exc):
+                    raise
+        return created
 
     async def _ensure_policy(self, tenant: str) -> int:
         """Create the tenant's bootstrap roles and bindings that are missing; how many were created."""

@@ -42,6 +42,7 @@ SECRETS = REG.get("", "v1", "secrets")
 PODS = REG.get("", "v1", "pods")
 SERVICES = REG.get("", "v1", "services")
 SERVICE_ACCOUNTS = REG.get("", "v1", "serviceaccounts")
+SERVICES_INFO = REG.get("", "v1", "services")
 LEASES = REG.get("coordination.k8s.io", "v1", "leases")
 DEPLOYMENTS = REG.get("apps", "v1", "deployments")
 ROLES = REG.get("rbac.authorization.k8s.io", "v1", "roles")
@@ -208,6 +209,10 @@ async def test_new_tenant_gets_namespaces_policy_and_service_account_tokens(mana
             refs = [r["name"] for r in sa.get("secrets") or []]
             assert refs, f"{ns}/default lists no token secret yet"
             out[ns] = (sa, await dev.get(SECRETS, refs[0], tenant=t, namespace=ns))
+        # Its own kubernetes Service (its pods resolve kubernetes.default.svc in its zone), at an allocated ClusterIP.
+        svc = await dev.get(SERVICES_INFO, "kubernetes", tenant=t, namespace="default")
+        assert svc["spec"]["ports"][0]["port"] == 443 and svc["spec"]["ports"][0]["name"] == "https"
+        assert svc["spec"]["clusterIP"] not in ("", "None", "10.0.0.1")
         return out
 
     found = await eventually(provisioned, 15, "tenant policy, service accounts and token secrets")

@@ -407,7 +407,8 @@ class ContainerdRuntime:
             "spec.serviceAccountName": spec.get("serviceAccountName") or "",
             "status.hostIP": self.host_ip, "status.podIP": await self._ip(sandbox_id),
         }
-        env: dict[str, str] = {}
+        # The in-cluster API's address first (the agent's volume pass found it), so the pod's own env wins.
+        env: dict[str, str] = dict(pod.get("_kubernetesServiceEnv") or {})
         for e in c.get("env") or []:
             key = e.get("name", "")
             if "value" in e or not e.get("valueFrom"):
