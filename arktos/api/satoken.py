@@ -10,6 +10,7 @@ is not an Arktos service-account token.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import time
@@ -92,6 +93,13 @@ def verify_jws(alg: str, key: PublicKey, signing_input: bytes, signature: bytes)
     return False
 
 
+@functools.lru_cache(maxsize=8)
+def _signing_key(pem: bytes) -> Any:
+    """The loaded private key, kept: loading an RSA key checks it (tens of milliseconds), which per token made
+    every pod's kube-api-access token cost as much (200 hollow pods: 7 s of one API server's time)."""
+    return serialization.load_pem_private_key(pem, password=None)
+
+
 def issue_service_account_token(
     private_key_pem: bytes | str,
     issuer: str,
@@ -115,7 +123,7 @@ def issue_service_account_token(
     legacy claims and the tenant.
     """
     pem = private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
-    key = serialization.load_pem_private_key(pem, password=None)
+    key = _signing_key(pem)
     if isinstance(key, rsa.RSAPrivateKey):
         alg = "RS256"
     elif isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
