@@ -61,10 +61,18 @@ def make_tenant(secure, name: str, users: tuple[str, ...]) -> None:
     cfg = admin(secure)
     kubectl(cfg, "apply", "-f", "-", input=yaml.safe_dump({"apiVersion": "v1", "kind": "Tenant",
                                                          "metadata": {"name": name}}))
+    ca_pem = secure.pki.ca.cert.read_text()
     for ns in ("default",):
         status, _ = request(secure, f"/api/v1/tenants/{name}/namespaces", cert=secure.pki.admin,
                             method="POST", body={"metadata": {"name": ns}})
         assert status in (201, 409)
+        # What the controller manager (not run here) would add: the default service account and the cluster
+        # CA, which the kube-api-access volume every pod gets is made of.
+        for path, body in (("serviceaccounts", {"metadata": {"name": "default"}}),
+                           ("configmaps", {"metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ca_pem}})):
+            status, _ = request(secure, f"/api/v1/tenants/{name}/namespaces/{ns}/{path}", cert=secure.pki.admin,
+                                method="POST", body=body)
+            assert status in (201, 409), (path, status)
     role = {"metadata": {"name": "everything"}, "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}
     status, _ = request(secure, f"/apis/rbac.authorization.k8s.io/v1/tenants/{name}/clusterroles",
                         cert=secure.pki.admin, method="POST", body=role)
