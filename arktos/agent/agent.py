@@ -46,7 +46,7 @@ import orjson
 
 from arktos import __version__
 from arktos.agent.prober import PodProber, has_probes
-from arktos.agent.runtime import ContainerState, PodState, Runtime, RuntimeEvent
+from arktos.agent.runtime import ContainerState, PodState, Runtime, RuntimeEvent, restarts
 from arktos.agent.volumes import Prepared, VolumeManager
 from arktos.api.registry import ResourceInfo
 from arktos.api.resources import BUILTIN
@@ -243,15 +243,6 @@ def _kind(pod: Obj) -> str:
     return "vm" if (pod.get("spec") or {}).get("virtualMachine") else "container"
 
 
-def _restarts(policy: str, exit_code: int | None, init: bool = False) -> bool:
-    """Whether an exited container runs again; an init container only after a failure (unless Never)."""
-    if policy == "Never":
-        return False
-    if policy == "OnFailure" or init:
-        return exit_code not in (0, None)
-    return True
-
-
 def _all(state: PodState) -> list[tuple[ContainerState, bool]]:
     """Every container of the pod with whether it is an init container."""
     return [*((c, True) for c in state.init_containers), *((c, False) for c in state.containers)]
@@ -269,7 +260,7 @@ def _init_pending(state: PodState, spec: Obj) -> bool:
         return len(state.containers) < len(spec.get("containers") or [])
     policy = spec.get("restartPolicy") or "Always"
     return done == len(state.init_containers) or any(
-        (c.state == "waiting" and c.message) or (c.state == "terminated" and _restarts(policy, c.exit_code, True))
+        (c.state == "waiting" and c.message) or (c.state == "terminated" and restarts(policy, c.exit_code, True))
         for c in state.init_containers)
 
 
@@ -415,7 +406,7 @@ class _PodWorker:
         meta = self.pod.get("metadata") or {}
         pod_desc = f"{meta.get('name', '')}_{meta.get('namespace', '')}({self.uid})"  # kubelet's format.Pod
         for c, init in _all(state):
-            if c.state == "terminated" and _restarts(policy, c.exit_code, init) and c.name in self.backoff:
+            if c.state == "terminated" and restarts(policy, c.exit_code, init) and c.name in self.backoff:
                 self.event(WARNING, "BackOff", f"Back-off restarting failed {self._what()} {c.name} in pod {pod_desc}",
                            c.name)
 
@@ -477,7 +468,7 @@ class _PodWorker:
             # status would never show why it restarted.
             if (observed is None or spec_key != self.synced_spec or self.config_blocked
                     or _init_pending(observed, self.pod.get("spec") or {})
-                    or any((c.state == "terminated" and _restarts(policy, c.exit_code))
+                    or any((c.state == "terminated" and restarts(policy, c.exit_code))
                            or (c.state == "waiting" and c.message) for c in observed.containers)):
                 for c, _ in _all(observed) if observed else []:
                     if c.state == "terminated":  # about to be restarted: the status keeps it as lastState
@@ -566,7 +557,7 @@ class _PodWorker:
         now = time.monotonic()
         wait: float | None = None
         for c, init in _all(state):
-            if c.state == "terminated" and _restarts(policy, c.exit_code, init) and c.name in self.backoff:
+            if c.state == "terminated" and restarts(policy, c.exit_code, init) and c.name in self.backoff:
                 left = self.backoff[c.name][1] - now
                 wait = left if wait is None else max(wait, left)
         return wait
@@ -617,7 +608,7 @@ class _PodWorker:
                 if c.restart_count:
                     last = self.last_terminated.get(c.name)
                 waiting = None
-                if crash_loop and c.state == "terminated" and _restarts(policy, c.exit_code, init):
+                if crash_loop and c.state == "terminated" and restarts(policy, c.exit_code, init):
                     waiting = ("CrashLoopBackOff", f"back-off restarting failed container {c.name}")
                     last = _container_status(c)["state"]
                 out.append(_container_status(c, waiting, last))

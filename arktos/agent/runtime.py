@@ -28,6 +28,16 @@ Obj = dict[str, Any]
 SPEC_HASH = "arktos.io/specHash"
 
 
+def restarts(policy: str, exit_code: int | None, init: bool = False) -> bool:
+    """Whether an exited container runs again under `policy` (restartPolicy); an init container only
+    after a failure (unless Never), whatever the pod's policy says."""
+    if policy == "Never":
+        return False
+    if policy == "OnFailure" or init:
+        return exit_code not in (0, None)
+    return True
+
+
 def container_hash(container: Obj) -> str:
     """A container spec's hash (what it was created from); SPEC_HASH when the agent resolved it."""
     have = container.get(SPEC_HASH)

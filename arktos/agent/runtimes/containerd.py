@@ -43,6 +43,7 @@ from arktos.agent.runtime import (
     RuntimeEvent,
     container_hash,
     discard_events,
+    restarts,
 )
 from arktos.agent.runtimes._cri import CONTAINER_STATES, SANDBOX_READY, CRIClient, CRIError
 from arktos.api.quantity import int_value, milli_value
@@ -73,18 +74,6 @@ def _rfc3339(ns: int) -> str | None:
     if not ns:
         return None
     return datetime.datetime.fromtimestamp(ns / 1e9, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _restarts(policy: str, exit_code: int | None) -> bool:
-    if policy == "Never":
-        return False
-    if policy == "OnFailure":
-        return exit_code not in (0, None)
-    return True
-
-
-def _hash(container: Obj) -> str:
-    return container_hash(container)  # the spec as the API server has it, when the agent resolved env
 
 
 def expand(value: str, env: dict[str, str]) -> str:
@@ -210,7 +199,7 @@ class ContainerdRuntime:
             latest = attempts[-1] if attempts else None
             if latest is not None and latest.pod_sandbox_id == sandbox_id:
                 state = CONTAINER_STATES.get(latest.state, "unknown")
-                if state in ("running", "created") and latest.annotations.get(A_HASH) not in (None, _hash(c)):
+                if state in ("running", "created") and latest.annotations.get(A_HASH) not in (None, container_hash(c)):
                     # The container's spec changed (a new image, say): kubelet replaces it, and so do we.
                     self.events(RuntimeEvent(uid, "Killing", f"Container {name} definition changed, will be "
                                                              "restarted", container=name))
@@ -221,7 +210,7 @@ class ContainerdRuntime:
                     continue
                 if state == "exited":
                     status = await self._status(latest.id)
-                    if not _restarts(policy, status.exit_code if status else None):
+                    if not restarts(policy, status.exit_code if status else None):
                         continue
             attempt = latest.metadata.attempt + 1 if latest is not None else 0
             try:
@@ -388,7 +377,7 @@ class ContainerdRuntime:
             "envs": [{"key": k, "value": v} for k, v in env.items()],
             "mounts": self._mounts(pod, c),
             "labels": {**self._pod_labels(pod), L_CONTAINER: name},
-            "annotations": {"arktos.io/restart-count": str(attempt), A_HASH: _hash(c),
+            "annotations": {"arktos.io/restart-count": str(attempt), A_HASH: container_hash(c),
                             "arktos.io/termination-grace": str(spec.get("terminationGracePeriodSeconds", 30))},
             "log_path": f"{name}/{attempt}.log",
             "stdin": bool(c.get("stdin")), "stdin_once": bool(c.get("stdinOnce")), "tty": bool(c.get("tty")),

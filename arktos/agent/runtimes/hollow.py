@@ -43,6 +43,7 @@ from arktos.agent.runtime import (
     PodState,
     RuntimeEvent,
     discard_events,
+    restarts,
 )
 
 __all__ = ["HollowRuntime"]
@@ -60,15 +61,6 @@ def _cri_time() -> str:
     """RFC 3339 with nanoseconds, as containerd stamps each log line."""
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
-
-
-def _restarts(policy: str, exit_code: int | None) -> bool:
-    """Whether restartPolicy says an exited container runs again."""
-    if policy == "Never":
-        return False
-    if policy == "OnFailure":
-        return exit_code not in (0, None)
-    return True
 
 
 class HollowRuntime:
@@ -189,7 +181,7 @@ class HollowRuntime:
                 state.containers.append(cs)
                 self._log_started(state.uid, cs)
                 changed = True
-            elif cs.state == "terminated" and _restarts(policy, cs.exit_code):
+            elif cs.state == "terminated" and restarts(policy, cs.exit_code):
                 cs.state, cs.started_at, cs.finished_at, cs.ready = "running", now, None, True
                 cs.exit_code, cs.reason = None, ""
                 cs.restart_count += 1
