@@ -186,17 +186,22 @@ async def relay(down: web.WebSocketResponse, down_protocol: str, up: aiohttp.Cli
 
     to_up = asyncio.create_task(downstream_to_up(), name="exec-stdin")
     to_down = asyncio.create_task(upstream_to_down(), name="exec-output")
+    await _pump(to_up, to_down, up, down, "exec relay")
+
+
+async def _pump(to_up: asyncio.Task, to_down: asyncio.Task, up: Any, down: Any, what: str) -> None:
+    """Run a relay's two directions until the output side ends (the command ended, or the next hop went
+    away: everything was sent); if the client goes first, close the session and give the output 5 s to
+    drain.  Either way both tasks end and both connections close."""
     try:
         done, _ = await asyncio.wait({to_up, to_down}, return_when=asyncio.FIRST_COMPLETED)
-        if to_down in done:  # the command ended (or the next hop went away): everything was sent
-            to_up.cancel()
-        else:  # the client went away
+        if to_down not in done:  # the client went away: so does the session
             await up.close()
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(to_down, 5)
         for t in done:
             if not t.cancelled() and t.exception() is not None:
-                log.debug("exec relay: %s", t.exception())
+                log.debug("%s: %s", what, t.exception())
     finally:
         for t in (to_up, to_down):
             t.cancel()
@@ -348,18 +353,4 @@ async def relay_spdy(down: web.WebSocketResponse, down_protocol: str, up: SpdyEx
 
     to_up = asyncio.create_task(downstream_to_up(), name="exec-stdin")
     to_down = asyncio.create_task(output(), name="exec-output")
-    try:
-        done, _ = await asyncio.wait({to_up, to_down}, return_when=asyncio.FIRST_COMPLETED)
-        if to_down not in done:  # the client went away: so does the session
-            await up.close()
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(to_down, 5)
-        for t in done:
-            if not t.cancelled() and t.exception() is not None:
-                log.debug("exec relay (SPDY): %s", t.exception())
-    finally:
-        for t in (to_up, to_down):
-            t.cancel()
-        await asyncio.gather(to_up, to_down, return_exceptions=True)
-        await up.close()
-        await down.close()
+    await _pump(to_up, to_down, up, down, "exec relay (SPDY)")
