@@ -302,3 +302,14 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerdP
         proc.wait(5)
     ctd.kill_leftover_shims(layout)
     ctd.purge(layout)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_mount_outlives_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Agents stopped with pods still on them keep those pods' secret tmpfs mounted (as a restarting agent
+    must); at the end of the session nothing under the test directories stays mounted."""
+    yield
+    base = str(tmp_path_factory.getbasetemp().resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for target in sorted((m for m in mounts if m.startswith(base)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True, check=False)
